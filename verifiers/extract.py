@@ -59,12 +59,12 @@ def _strip_think(response: str) -> str | None:
 _ANSWER_LINE = re.compile(r"(?im)^[ \t*#]*(?:final\s+)?answer\s*[:：]\s*(.+?)\s*$")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.M)
 _THE_ANSWER_IS = re.compile(r"(?i)\bthe\s+(?:final\s+)?answer\s+is\s*:?\s*(.+?)(?:\.\s|\.$|\n|$)")
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 
 
 def _unwrap_math(s: str) -> str:
     """`$x$` -> `x`; "is $x$" style prose keeps only its math spans."""
-    s = s.strip()
+    s = re.sub(r'^(?:\\?")+|(?:\\?")+$', "", s.strip()).strip()
     spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(s)]
     if not spans:
         return s
@@ -87,7 +87,8 @@ def _last_math(text: str) -> str | None:
 
 
 def _is_prose(s: str) -> bool:
-    return len(re.findall(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}\b", _MATH_SPAN.sub(" ", s))) >= 2
+    s = re.sub(r"\\[a-zA-Z]+(?:\{[a-zA-Z*]*\})?", " ", _MATH_SPAN.sub(" ", s))   # \begin{pmatrix} is no word
+    return len(re.findall(r"(?<![a-zA-Z])[a-zA-Z]{3,}\b", s)) >= 2
 
 
 def extract_answer(response: str, fallback: bool = False) -> tuple[str | None, str]:
@@ -120,7 +121,7 @@ def extract_answer(response: str, fallback: bool = False) -> tuple[str | None, s
     if last_box >= 0:
         return None, "unclosed_box"
     bare = text.strip()
-    if bare and "\n" not in bare and len(bare) <= 100 and not re.search(r"[a-zA-Z]{3,}\s+[a-zA-Z]{3,}", _MATH_SPAN.sub("", bare)):
+    if bare and "\n" not in bare and len(bare) <= 100 and not _is_prose(bare):
         ans = _unwrap_math(bare)
         if _MATH_SPAN.search(ans):           # "Answer $ 9 $"
             ans = _last_math(ans)

@@ -59,7 +59,7 @@ def clean(s: str) -> str:
     s = s.replace(r"\!", "")
     s = _SPACING.sub(" ", s)
     s = _STYLE_ARG.sub("", s)
-    s = s.replace(r"\$", "").replace("$", "").replace(r"\%", "%").replace(r"\{", "\\{")
+    s = s.replace(r"\$", "").replace("$", "").replace(r"\%", "%")
     s = re.sub(r"\.(?!\d)", " ", s)                  # sentence full stops, not decimal points
     s = re.sub(r"\s+", " ", s).strip(" ,;:")
     s = re.sub(r"(?<=\d)\\$", "", s).strip()     # "185\"
@@ -87,11 +87,12 @@ def too_pathological(s: str) -> str | None:
 
 
 def squash(s: str) -> str:
-    """Canonical string for exact comparison: cleaned, no spaces between non-letters, no braces."""
+    """Canonical string for exact comparison: cleaned, no spaces between non-letters, no braces
+    around single characters (\\frac{1}{2} = \\frac12, but \\frac{12}{3} != \\frac{1}{23})."""
     s = clean(s)
     s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)
     s = re.sub(r"(?<![a-zA-Z])\s+|\s+(?![a-zA-Z])", "", s)
-    return s.replace("{", "").replace("}", "").lower()
+    return re.sub(r"\{(.)\}", r"\1", s).lower()
 
 
 # ---------------------------------------------------------------- plain numbers, exactly
@@ -111,7 +112,10 @@ _NUM_RE = re.compile(rf"^(?P<sign>[-+]?)\s*(?P<int>{_INT})?(?:\.(?P<frac>\d+))?"
 _FRAC_RE = re.compile(r"^(?P<sign>[-+]?)\s*(?:(?P<whole>\d+)\s*)?\\frac\s*\{\s*(?P<n>\d+)\s*\}\s*\{\s*(?P<d>\d+)\s*\}$"
                       r"|^(?P<sign2>[-+]?)\s*\\frac\s*(?P<n2>\d)(?P<d2>\d)$"
                       r"|^(?P<sign3>[-+]?)\s*(?P<n3>\d+)\s*/\s*(?P<d3>\d+)$")
-_UNIT_TAIL = re.compile(r"\s*(?:\\text\{\s*[a-zA-Z][a-zA-Z .]*\}|[a-zA-Z][a-zA-Z]*(?:\s+[a-zA-Z]+)*)(?:\^\{?[23]\}?|²|³)?$")
+# a unit after a number: \text{...}, or words after a space (one letter only for common SI symbols,
+# so that "3 x" and "3R^2" keep their variable)
+_UNIT_TAIL = re.compile(r"(?:\s*\\text\{\s*[a-zA-Z][a-zA-Z .]*\}|\s+(?:[a-zA-Z]{2,}|[mgsLKNJWV])(?:\s+[a-zA-Z]+)*)"
+                        r"(?:\^\{?[23]\}?|²|³)?$")
 _PERCENT_WORDS = re.compile(r"\s*(?:%|\\text\{\s*%\s*\}|percent(?:age)?|pct)\s*$")
 
 
@@ -133,11 +137,8 @@ def parse_number(s: str) -> Number | None:
         percent, s = True, s[:m.start()]
     if s.endswith(r"^\circ"):
         degrees, s = True, s[: -len(r"^\circ")].strip()
-    if not percent and not degrees:
-        s2 = _UNIT_TAIL.sub("", s)
-        if s2 != s and re.search(r"\d\s*$", s2):
-            s = s2
-    s = re.sub(r"\{([a-zA-Z ]*)\}", r"\1", s.strip())     # \mathrm{m} left as {m}
+    s = re.sub(r"(?<![a-zA-Z])\{([a-zA-Z ]*)\}", r"\1", s.strip())     # \mathrm{m} left as {m}
+    s = re.sub(r"(\d)(?:st|nd|rd|th)\b", r"\1", s)                     # 15th day
     while s.startswith("{") and s.endswith("}") and "{" not in s[1:-1]:
         s = s[1:-1].strip()
     if not percent and not degrees:
