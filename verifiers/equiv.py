@@ -19,6 +19,7 @@ import sympy as sp
 from latex2sympy2_extended import latex2sympy
 
 from .normalize import Number, clean, numbers_equal, parse_number, squash
+from .texparse import fast_latex
 
 # ---------------------------------------------------------------- the answer tree
 
@@ -158,10 +159,12 @@ def to_sympy(s: str):
     t = t.replace(":", "/")                       # ratios: 5:8, and ":" as division
     if not t:
         raise Unparsable(s)
-    try:
-        e = latex2sympy(t)
-    except Exception as exc:                      # latex2sympy raises many kinds
-        raise Unparsable(f"{s}: {type(exc).__name__}") from None
+    e = fast_latex(t)
+    if e is None:
+        try:
+            e = latex2sympy(t)
+        except Exception as exc:                  # latex2sympy raises many kinds
+            raise Unparsable(f"{s}: {type(exc).__name__}") from None
     if isinstance(e, sp.Basic) and e.has(sp.zoo, sp.nan):
         raise Unparsable(f"{s}: undefined value")
     if isinstance(e, sp.Basic) and sp.Symbol("i") in getattr(e, "free_symbols", ()):

@@ -86,9 +86,17 @@ def _last_math(text: str) -> str | None:
     return max(found)[1] if found else None
 
 
-def _is_prose(s: str) -> bool:
+_SENTENCE_WORDS = re.compile(r"(?i)\b(?:is|are|was|were|equals?|the|so|thus|therefore|hence|we|get|gives)\b")
+
+
+def _words(s: str) -> list[str]:
     s = re.sub(r"\\[a-zA-Z]+(?:\{[a-zA-Z*]*\})?", " ", _MATH_SPAN.sub(" ", s))   # \begin{pmatrix} is no word
-    return len(re.findall(r"(?<![a-zA-Z])[a-zA-Z]{3,}\b", s)) >= 2
+    return re.findall(r"(?<![a-zA-Z])[a-zA-Z]{3,}\b", s)
+
+
+def _is_prose(s: str) -> bool:
+    """A sentence rather than an answer: "The largest $n$ is 34", not "Maximum = 2, Minimum = 1"."""
+    return len(_words(s)) >= 2 and bool(_SENTENCE_WORDS.search(_MATH_SPAN.sub(" ", s)))
 
 
 def extract_answer(response: str, fallback: bool = False) -> tuple[str | None, str]:
@@ -121,7 +129,7 @@ def extract_answer(response: str, fallback: bool = False) -> tuple[str | None, s
     if last_box >= 0:
         return None, "unclosed_box"
     bare = text.strip()
-    if bare and "\n" not in bare and len(bare) <= 100 and not _is_prose(bare):
+    if bare and "\n" not in bare and len(bare) <= 100 and len(_words(bare)) < 2:
         ans = _unwrap_math(bare)
         if _MATH_SPAN.search(ans):           # "Answer $ 9 $"
             ans = _last_math(ans)

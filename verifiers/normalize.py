@@ -106,7 +106,7 @@ class Number:
     degrees: bool = False
 
 
-_INT = r"(?:\d{1,3}(?:(?:,|\{,\}|,\\!|\\,|\s)\d{3})+|\d+)"
+_INT = r"(?:[1-9]\d{0,2}(?:(?:,|\{,\}|,\\!|\\,|\s)\d{3})+|\d+)"
 _NUM_RE = re.compile(rf"^(?P<sign>[-+]?)\s*(?P<int>{_INT})?(?:\.(?P<frac>\d+))?"
                      rf"(?:\s*(?:[eE](?P<e1>[-+]?\d+)|\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{{?\(?(?P<e2>[-+]?\d+)\)?\}}?))?$")
 _FRAC_RE = re.compile(r"^(?P<sign>[-+]?)\s*(?:(?P<whole>\d+)\s*)?\\frac\s*\{\s*(?P<n>\d+)\s*\}\s*\{\s*(?P<d>\d+)\s*\}$"
