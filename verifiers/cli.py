@@ -51,7 +51,10 @@ def run_math(args) -> int:
         src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
     except OSError as exc:
         sys.exit(f"error: cannot read {args.input}: {exc.strerror}")
-    dst = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    try:
+        dst = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    except OSError as exc:
+        sys.exit(f"error: cannot write {args.output}: {exc.strerror}")
     pool = get_pool(args.workers)
     n = bad = 0
     total = 0.0

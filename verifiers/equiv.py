@@ -9,12 +9,12 @@ hangs sympy can be killed from outside.
 """
 from __future__ import annotations
 
-import cmath
 import functools
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import mpmath
 import sympy as sp
 from latex2sympy2_extended import latex2sympy
 
@@ -177,23 +177,26 @@ _POINTS = [sp.Rational(n, 10000) for n in (3713, 6271, 2193, 8457, 4139)]
 
 
 def _num(e):
-    """A complex float (40 digits) for a closed-form number, or None."""
+    """The value of a closed-form number at 40 digits as an mpmath complex, or None.
+
+    mpmath keeps the exponent range (1/2006! is about 1e-5760), which floats would flush to 0."""
     try:
         v = sp.N(e, 40)
-    except Exception:
+        if not v.is_number or v.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            return None if not v.is_infinite else v
+        re_, im = v.as_real_imag()
+        return mpmath.mpc(mpmath.mpf(sp.Float(re_, 40)), mpmath.mpf(sp.Float(im, 40)))
+    except (TypeError, ValueError, AttributeError, ArithmeticError):
         return None
-    if v.is_number and not v.has(sp.zoo, sp.nan):
-        try:
-            return complex(v)
-        except (TypeError, ValueError):
-            return None
-    return None
 
 
-def _close(a: complex, b: complex, rel: float = 1e-12) -> bool:
-    if not (cmath.isfinite(a) and cmath.isfinite(b)):
+def _close(a, b, rel: float = 1e-12) -> bool:
+    """Relative closeness: no absolute floor, so tiny values (1/2^99 vs 1/2^98) stay apart."""
+    if isinstance(a, sp.Basic) or isinstance(b, sp.Basic):   # infinities
         return a == b
-    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+    if a == 0 or b == 0:                   # an exact zero against rounding noise of 40-digit arithmetic
+        return abs(a - b) < 1e-35
+    return abs(a - b) <= rel * max(abs(a), abs(b))
 
 
 def _has_decimal(s: str) -> bool:
@@ -229,11 +232,15 @@ def exprs_equal(p: str, g: str) -> bool:
             # the same answer in another variable: 2m + 1007 vs 2n + 1007
             a = a.xreplace({da.pop(): db.pop()})
     syms = sorted(a.free_symbols | b.free_symbols, key=str)
+    if a.has(sp.Sum, sp.Product, sp.Integral, sp.Derivative, sp.Limit) or b.has(
+            sp.Sum, sp.Product, sp.Integral, sp.Derivative, sp.Limit):
+        return sp.expand(a - b) == 0             # too slow to evaluate at points, or to simplify
     if not syms:
         va, vb = _num(a), _num(b)
         if va is None or vb is None:
             return sp.simplify(a - b) == 0
-        if va.imag == 0 and vb.imag == 0:      # a written decimal against a closed form: rounding rules
+        if isinstance(va, mpmath.mpc) and isinstance(vb, mpmath.mpc) and va.imag == 0 and vb.imag == 0:
+            # a written decimal against a closed form: rounding rules
             if np_ is not None and np_.decimals is not None:
                 return numbers_equal(np_, _as_number(b))
             if ng is not None and ng.decimals is not None:
@@ -462,8 +469,11 @@ def nodes_equal(p: Node, g: Node) -> bool:
         if other.kind == "expr" and re.fullmatch(r"[A-Za-z]+", squash(other.text)):
             return squash(p.text) == squash(g.text)
         return False
-    # labelled answers: compare what they state
+    ge, pe = _equation(g), _equation(p)
     gv, pv = _value(g), _value(p)
+    if ge is not None and pe is not None and (gv is g) != (pv is p):
+        return _equations_equal(pe, ge)          # y = -x/2 + 3/4 vs 2x + 4y - 3 = 0
+    # labelled answers: compare what they state
     if gv is not g or pv is not p:
         if gv is not g and pv is not p and pv.kind == "expr":
             pv = _rename_argument(p.items[0], g.items[0], pv)
@@ -479,7 +489,6 @@ def nodes_equal(p: Node, g: Node) -> bool:
         if p.kind == "union" and g.kind == "union":
             return _multiset_equal(p.items, g.items, nodes_equal)
         return False
-    ge, pe = _equation(g), _equation(p)
     if ge is not None and pe is not None:
         return _equations_equal(pe, ge)
     if ge is not None and p.kind == "expr":
@@ -549,9 +558,8 @@ def _matrix_equal(p: Node, g: Node) -> bool:
 def _is_identity(e) -> bool:
     syms = sorted(e.free_symbols, key=str)
     for k in range(3):
-        v = _num(e.xreplace({s: sp.Rational(_POINTS[(i + k) % 5].numerator, _POINTS[(i + k) % 5].denominator)
-                             for i, s in enumerate(syms)}))
-        if v is None or abs(v) > 1e-12:
+        v = _num(e.xreplace({s: _POINTS[(i + k) % 5] for i, s in enumerate(syms)}))
+        if not isinstance(v, mpmath.mpc) or abs(v) > 1e-12:
             return False
     return True
 

@@ -49,14 +49,12 @@ def boxed_all(s: str) -> list[str]:
 
 def _strip_think(response: str) -> str | None:
     """The part after the reasoning; None when a <think> block is never closed."""
-    if "</think>" in response:
-        return response.rsplit("</think>", 1)[1]
-    if "<think>" in response:
-        return None
-    return response
+    if "<think>" in response.rsplit("</think>", 1)[-1]:
+        return None                       # a think block opened after the last close
+    return response.rsplit("</think>", 1)[-1]
 
 
-_ANSWER_LINE = re.compile(r"(?im)^[ \t*#]*(?:final\s+)?answer\s*[:：]\s*(.+?)\s*$")
+_ANSWER_LINE = re.compile(r"(?im)^[ \t*#_]*(?:final\s+)?answer\s*[*_]*\s*[:：]\s*[*_]*\s*(.+?)\s*[*_]*\s*$")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.M)
 _THE_ANSWER_IS = re.compile(r"(?i)\bthe\s+(?:final\s+)?answer\s+is\s*:?\s*(.+?)(?:\.\s|\.$|\n|$)")
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)

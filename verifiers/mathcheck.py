@@ -72,12 +72,14 @@ def shutdown_pool() -> None:
 # ---------------------------------------------------------------- one check
 
 
-def _as_text(value, name: str) -> str:
+def _as_text(value, name: str, numbers: bool = False) -> str:
+    """The value as text; only a gold answer may be given as a number."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(value)
-    raise TypeError(f"{name} must be a str (or a number for the gold), got {type(value).__name__}")
+    kind = "a str or a number" if numbers else "a str"
+    raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -117,7 +119,7 @@ def check(response: str, gold, *, timeout: float = DEFAULT_TIMEOUT, fallback: bo
     number (math-verify's behaviour); by default it gets `reason="no_answer"`.
     """
     response = _as_text(response, "response")
-    gold = _as_text(gold, "gold")
+    gold = _as_text(gold, "gold", numbers=True)
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
     pred, how = extract_answer(response, fallback=fallback)
@@ -129,7 +131,7 @@ def check(response: str, gold, *, timeout: float = DEFAULT_TIMEOUT, fallback: bo
 def answers_equal(pred: str, gold, *, timeout: float = DEFAULT_TIMEOUT, pool: WorkerPool | None = None) -> Verdict:
     """Compare an already-extracted answer with the gold (no extraction from prose)."""
     pred = _as_text(pred, "pred")
-    return _compare(pred, _as_text(gold, "gold"), timeout, pool)
+    return _compare(pred, _as_text(gold, "gold", numbers=True), timeout, pool)
 
 
 def math_reward(response: str, gold, **kwargs) -> float:

@@ -206,7 +206,7 @@ def numbers_equal(pred: Number, gold: Number) -> bool:
         if pred.decimals is not None and pred.sig >= 3 and v == p and _rounds_to(g, pred):
             return True
         if pred.decimals is None and gold.decimals and pred.sig >= 3 and pred.sig < 99 and v.denominator == 1:
-            # an integer answer that rounds a decimal gold (117.95% -> 118%)
-            if abs(g - v) * 2 <= 1:
+            # an integer answer that rounds a decimal gold, half up (117.95% -> 118%, 165.5 -> 166)
+            if v == (g + Fraction(1, 2)).__floor__():
                 return True
     return False
