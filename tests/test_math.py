@@ -615,3 +615,18 @@ def test_mathverify_cases_except_listed_disagreements():
     assert not stale, f"listed as disagreements but now agree: {stale}"
     multi = [v for d, v in zip(rows, verdicts) if MATHVERIFY_DISAGREEMENTS.get(d["id"]) == "multiple_answers"]
     assert all(v.reason == "multiple_answers" for v in multi)
+
+
+@pytest.mark.parametrize("response", [
+    "Answer: x" + " " * 150_000 + "y",          # lazy capture before \s*$ would backtrack quadratically
+    "#### 1" + " " * 150_000 + "z",
+    "\\boxed{" * 50_000,                        # one brace scan per box would be quadratic
+    "\\(" * 50_000,
+    "$" * 100_001,
+])
+def test_extraction_is_linear_on_hostile_responses(response):
+    # extraction runs in the caller's thread, outside the deadline: it must not blow up
+    for fallback in (False, True):
+        t0 = time.monotonic()
+        extract_answer(response, fallback=fallback)
+        assert time.monotonic() - t0 < 2.0

@@ -1,8 +1,10 @@
 """Find the final answer in a model response.
 
-Order of preference: the last `\\boxed{}` / `\\fbox{}`, then an `Answer: X` line (DAPO), then
-GSM8K's `#### X`, then "the answer is X", then a bare short response. Text inside an unclosed
-`<think>` block never counts, and a response that boxes several different answers gets none.
+The final answer is the last `\\boxed{}` / `\\fbox{}`, unless an `Answer: X` line (DAPO), GSM8K's
+`#### X` or "the answer is X" comes after it; a response that is only an answer is its own answer.
+Text inside an unclosed `<think>` block never counts, and a response that boxes several different
+answers gets none. Every scan here is linear in the response: this runs in the caller's thread,
+outside the checker's deadline.
 """
 from __future__ import annotations
 
@@ -11,37 +13,35 @@ import re
 from .normalize import fix_escapes
 
 MAX_RESPONSE_CHARS = 200_000   # longer responses are only searched in their last part
+FALLBACK_CHARS = 4_000         # the unmarked fallback looks only at the response's end
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 
 
-def _braced(s: str, i: int) -> tuple[str, int] | None:
-    """The content of the brace group starting at s[i] == '{', and the index after it."""
-    depth = 0
-    for j in range(i, len(s)):
-        c = s[j]
-        if c == "\\":
+def _brace_pairs(s: str) -> dict[int, int]:
+    """Index of each unescaped '{' -> index of its matching '}', in one pass."""
+    pairs, stack = {}, []
+    for j, c in enumerate(s):
+        if c in "{}" and j and s[j - 1] == "\\":
             continue
-        if c == "{" and (j == 0 or s[j - 1] != "\\"):
-            depth += 1
-        elif c == "}" and (j == 0 or s[j - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return s[i + 1:j], j + 1
-    return None
+        if c == "{":
+            stack.append(j)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = j
+    return pairs
 
 
 def boxed_all(s: str) -> list[str]:
     """Contents of every complete `\\boxed{...}` / `\\fbox{...}` (nested braces), in order."""
-    out = []
+    out, pairs = [], None
     for m in _BOX_RE.finditer(s):
         i = m.end()
         if i < len(s) and s[i] == "{":
-            got = _braced(s, i)
-            if got is not None:
-                out.append(got[0])
+            pairs = _brace_pairs(s) if pairs is None else pairs
+            if i in pairs:
+                out.append(s[i + 1:pairs[i]])
         elif i < len(s) and m.group().endswith(" "):          # \boxed 5
-            tok = re.match(r"[^\s$]+", s[i:])
+            tok = re.match(r"[^\s$]{1,100}", s[i:i + 100])
             if tok:
                 out.append(tok.group())
     return out
@@ -54,8 +54,9 @@ def _strip_think(response: str) -> str | None:
     return response.rsplit("</think>", 1)[-1]
 
 
-_ANSWER_LINE = re.compile(r"(?im)^[ \t*#_]*(?:final\s+)?answer\s*[*_]*\s*[:：]\s*[*_]*\s*(.+?)\s*[*_]*\s*$")
-_GSM8K = re.compile(r"####\s*(.+?)\s*$", re.M)
+# (greedy captures, trimmed afterwards: lazy ones before `\s*$` backtrack quadratically on long lines)
+_ANSWER_LINE = re.compile(r"(?im)^[ \t*#_]*(?:final[ \t]+)?answer[ \t*_]*[:：][ \t*_]*(.*)$")
+_GSM8K = re.compile(r"####[ \t]*(.*)$", re.M)
 _THE_ANSWER_IS = re.compile(r"(?i)\bthe\s+(?:final\s+)?answer\s+is\s*:?\s*(.+?)(?:\.\s|\.$|\n|$)")
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 
@@ -115,7 +116,7 @@ def extract_answer(response: str, fallback: bool = False) -> tuple[str | None, s
     for how, rx in (("answer_line", _ANSWER_LINE), ("gsm8k", _GSM8K), ("answer_is", _THE_ANSWER_IS)):
         found = [m for m in rx.finditer(text) if m.start() > last_box]
         if found:                            # a marker after the last box: it is the final answer
-            ans = _unwrap_math(found[-1].group(1))
+            ans = _unwrap_math(found[-1].group(1).strip().rstrip("*_").strip())
             if ans and _is_prose(ans):           # "Answer: The largest $n$ is 34."
                 ans = _last_math(ans)
             return (ans, how) if ans else (None, "empty_answer")
@@ -133,7 +134,7 @@ def extract_answer(response: str, fallback: bool = False) -> tuple[str | None, s
             ans = _last_math(ans)
         return ans, "bare"
     if fallback:
-        ans = _last_math(text)
+        ans = _last_math(text[-FALLBACK_CHARS:])
         if ans:
             return ans, "last_math"
     return None, "no_answer"

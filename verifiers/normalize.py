@@ -130,6 +130,8 @@ def parse_number(s: str) -> Number | None:
     Accepts integers (with thousands separators), decimals, scientific notation, simple and mixed
     fractions, a percent sign, a degree sign, a currency sign and a trailing unit word.
     """
+    if len(s) > 200:                      # no plain number is written that long
+        return None
     s = clean(s)
     percent = degrees = False
     m = _PERCENT_WORDS.search(s)
