@@ -163,6 +163,15 @@ def eq(pred, gold, expected, id):
 
 
 EQUIVALENCE_CASES = [
+    # one-variable inequalities against intervals, each direction of the operator
+    eq(r"x \ne 3", r"(-\infty, 3) \cup (3, \infty)", True, "ineq-ne"),
+    eq(r"x \ne 3", r"(-\infty, 3] \cup (3, \infty)", False, "ineq-ne-closed"),
+    eq(r"5 > x", r"(-\infty, 5)", True, "ineq-bound-left"),
+    eq(r"5 \ge x", r"(-\infty, 5)", False, "ineq-bound-left-closed"),
+    eq(r"x \ge -2", r"[-2, \infty)", True, "ineq-ge"),
+    eq(r"-x > -1", r"x < 1", True, "ineq-solved"),
+    eq(r"1 \le |z| \le 2", r"[-2, -1] \cup [1, 2]", True, "ineq-abs"),
+    eq(r"1 \le |z| \le 2", r"[-2, 2]", False, "ineq-abs-wrong"),
     # integers with thousands separators
     eq("1,000", "1000", True, "sep-1,000"),
     eq("1000", "1,000", True, "sep-gold-1,000"),

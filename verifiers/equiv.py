@@ -336,18 +336,35 @@ def _relation_set(node: Node):
         body = target.xreplace({next(iter(target.free_symbols)): x})   # 1 <= |z| <= 3/2
     else:
         return None
-    rels = []
+    sets = []
     for (i, op) in enumerate(node.ops):
         left = body if i == free[0] else exprs[i]
         right = body if i + 1 == free[0] else exprs[i + 1]
         rel = {"<": sp.Lt, ">": sp.Gt, r"\le": sp.Le, r"\ge": sp.Ge, r"\ne": sp.Ne}.get(op)
         if rel is None:
             return None
-        rels.append(rel(left, right))
-    try:
-        return sp.Intersection(*[sp.solveset(r, x, sp.S.Reals) for r in rels])
-    except Exception:
+        sets.append(_simple_interval(op, left, right, x) if body is x else None)
+        if sets[-1] is None:
+            try:
+                sets[-1] = sp.solveset(rel(left, right), x, sp.S.Reals)
+            except Exception:
+                return None
+    return sp.Intersection(*sets)
+
+
+def _simple_interval(op: str, left, right, x):
+    """The interval of `x op number` or `number op x` without solveset (which is slow), or None."""
+    if left is x and right.is_real and right.is_number:
+        bound, x_left = right, True
+    elif right is x and left.is_real and left.is_number:
+        bound, x_left = left, False
+    else:
         return None
+    if op == r"\ne":
+        return sp.Union(sp.Interval.open(-sp.oo, bound), sp.Interval.open(bound, sp.oo))
+    below = (op in ("<", r"\le")) == x_left               # x < b  or  b > x: x is below the bound
+    closed = op in (r"\le", r"\ge")
+    return sp.Interval(-sp.oo, bound, True, not closed) if below else sp.Interval(bound, sp.oo, not closed, True)
 
 
 def _has_free(node: Node) -> bool:

@@ -18,16 +18,17 @@ FALLBACK_CHARS = 4_000         # the unmarked fallback looks only at the respons
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 
 
-def _brace_pairs(s: str) -> dict[int, int]:
-    """Index of each unescaped '{' -> index of its matching '}', in one pass."""
+_BRACE = re.compile(r"(?<!\\)[{}]")
+
+
+def _brace_pairs(s: str, start: int = 0) -> dict[int, int]:
+    """Index of each unescaped '{' from `start` on -> index of its matching '}', in one pass."""
     pairs, stack = {}, []
-    for j, c in enumerate(s):
-        if c in "{}" and j and s[j - 1] == "\\":
-            continue
-        if c == "{":
-            stack.append(j)
-        elif c == "}" and stack:
-            pairs[stack.pop()] = j
+    for m in _BRACE.finditer(s, start):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            pairs[stack.pop()] = m.start()
     return pairs
 
 
@@ -37,7 +38,7 @@ def boxed_all(s: str) -> list[str]:
     for m in _BOX_RE.finditer(s):
         i = m.end()
         if i < len(s) and s[i] == "{":
-            pairs = _brace_pairs(s) if pairs is None else pairs
+            pairs = _brace_pairs(s, i) if pairs is None else pairs
             if i in pairs:
                 out.append(s[i + 1:pairs[i]])
         elif i < len(s) and m.group().endswith(" "):          # \boxed 5

@@ -11,8 +11,8 @@ import re
 
 import sympy as sp
 
-_TOKEN = re.compile(r"\s*(\\[a-zA-Z]+|\d+(?:\.\d+)?|\.\d+|[a-zA-Z]|[{}()\[\]^_+\-*/])")
-_FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan"}
+_TOKEN = re.compile(r"\s*(\\[a-zA-Z]+|\d+(?:\.\d+)?|\.\d+|[a-zA-Z]|[{}()\[\]^_+\-*/|!])")
+_FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "ln", "exp", "arcsin", "arccos", "arctan"}   # \log: base 10 in latex2sympy
 _CONST = {r"\pi": "pi", r"\infty": "oo"}
 _OPS = {r"\cdot": "*", r"\times": "*", r"\div": "/"}
 
@@ -108,6 +108,11 @@ class _Reader:
             self.take(close)
         elif t == r"\frac":
             out = f"({self.group()}/{self.group()})"
+        elif t == r"\binom":
+            out = f"binomial({self.group()}, {self.group()})"
+        elif t == "|":
+            out = f"Abs({self.expr(stop='|')})"
+            self.take("|")
         elif t == r"\sqrt":
             if self.peek() == "[":
                 self.take("[")
@@ -118,17 +123,36 @@ class _Reader:
                 out = f"sqrt({self.group()})"
         elif t[1:] in _FUNCS:
             name = {"arcsin": "asin", "arccos": "acos", "arctan": "atan"}.get(t[1:], t[1:])
-            if self.peek() != "(":
-                raise _Unsupported            # \sin x, \sin^2 x: leave to latex2sympy
-            self.take("(")
-            out = f"{name}({self.expr(stop=')')})"
-            self.take(")")
+            power = None
+            if self.peek() == "^":                # \tan^2(y), \tan^{-1}(y)
+                self.take("^")
+                power = self.group()
+                if power == "(-Rational('1'))":
+                    name, power = {"sin": "asin", "cos": "acos", "tan": "atan"}.get(name), None
+                    if name is None:
+                        raise _Unsupported
+            if self.peek() == "(":
+                self.take("(")
+                arg = self.expr(stop=")")
+                self.take(")")
+            elif self.peek() is not None and re.fullmatch(r"[a-zA-Z]|\d+", self.peek()) and (
+                    self.i + 1 == len(self.toks) or self.toks[self.i + 1] in ("+", "-", ")", "}", "|", "=")):
+                arg = self.operand_atom()             # \sin x, \tan 2: one atom, then an operator
+            else:
+                raise _Unsupported
+            out = f"{name}({arg})" if power is None else f"({name}({arg}))**{power}"
         else:
             raise _Unsupported
-        while self.peek() == "^":
-            self.take("^")
-            out = f"({out})**{self.group()}"
+        while self.peek() in ("^", "!"):
+            if self.take() == "!":
+                out = f"factorial({out})"
+            else:
+                out = f"({out})**{self.group()}"
         return out
+
+    def operand_atom(self) -> str:
+        t = self.take()
+        return self.atom_name(t) if t.isalpha() else f"Rational('{t}')"
 
     def expr(self, stop: str | None = None) -> str:
         parts, prev_operand = [], False
@@ -150,8 +174,9 @@ class _Reader:
 
 _NS = {"Symbol": sp.Symbol, "Rational": sp.Rational, "Float": sp.Float, "pi": sp.pi, "oo": sp.oo, "E": sp.E,
        "I": sp.I, "sqrt": sp.sqrt, "root": sp.root, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot,
-       "sec": sp.sec, "csc": sp.csc, "ln": sp.log, "log": sp.log, "exp": sp.exp, "asin": sp.asin,
-       "acos": sp.acos, "atan": sp.atan}
+       "sec": sp.sec, "csc": sp.csc, "ln": sp.log, "exp": sp.exp, "asin": sp.asin,
+       "acos": sp.acos, "atan": sp.atan, "Abs": sp.Abs, "factorial": sp.factorial,
+       "binomial": sp.binomial}
 
 
 def fast_latex(s: str):
