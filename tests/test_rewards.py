@@ -267,3 +267,12 @@ def test_module_imports_only_stdlib_or_numpy():
     roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert roots <= set(sys.stdlib_module_names) | {"numpy"}, roots
+
+
+def test_language_consistency_is_linear_on_degenerate_output():
+    # repetition loops happen in RL; unclosed math openers must not make the reward quadratic
+    import time
+    for text in ("\\(" * 30000, "\\[" * 30000, "$" * 60001):
+        t0 = time.monotonic()
+        assert language_consistency(text) == 1.0
+        assert time.monotonic() - t0 < 2.0

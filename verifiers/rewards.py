@@ -77,7 +77,24 @@ _WORD = re.compile(
     f"(?P<latin>[{_LATIN}]+)|(?P<cyrillic>[{_CYRILLIC}]+)"
     f"|(?P<han>[{_HAN}])|(?P<kana>[{_KANA}])|(?P<hangul>[{_HANGUL}])"
 )
-_MATH = re.compile(r"\$\$.*?\$\$|\$.*?\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
+_MATH_DELIM = re.compile(r"\$\$|\$|\\\(|\\\)|\\\[|\\\]")
+_CLOSES = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+
+
+def _strip_math(text: str) -> str:
+    """`text` without its $...$, $$...$$, \\(...\\) and \\[...\\] spans, in one linear pass
+    (lazy regexes rescan to the end for every unclosed opener: quadratic on degenerate output)."""
+    out, last, opened = [], 0, None
+    for m in _MATH_DELIM.finditer(text):
+        d = m.group()
+        if opened is None and d in _CLOSES:
+            opened = (d, m.start())
+        elif opened is not None and d == _CLOSES[opened[0]]:
+            out.append(text[last:opened[1]])
+            out.append(" ")
+            last, opened = m.end(), None
+    out.append(text[last:])
+    return "".join(out)
 _LATEX_CMD = re.compile(r"\\[A-Za-z]+")
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
@@ -127,7 +144,7 @@ def language_consistency(text: str, lang: str = "en") -> float:
     if not isinstance(text, str):
         raise ValueError(f"text must be a str, got {type(text).__name__}")
     cot = _chain_of_thought(text)
-    cot = _LATEX_CMD.sub(" ", _MATH.sub(" ", _TAG.sub(" ", cot)))
+    cot = _LATEX_CMD.sub(" ", _strip_math(_TAG.sub(" ", cot)))
     scripts = [m.lastgroup for m in _WORD.finditer(cot)]
     if not scripts:
         return 1.0
