@@ -1,0 +1,84 @@
+"""Speed of the Docker backend: pool start, trivial programs/s, HumanEval canonical solutions,
+against a fresh `docker run --rm` per program.
+
+    python benchmarks/sandbox_bench.py [--image rlvr-sandbox] [--size 2] [--n 200] [--skip-humaneval]
+"""
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sandbox.docker_backend import DockerBackend, container_config, docker_client
+from sandbox.types import PASSED, AssertTests, Job, Limits
+
+HUMANEVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "code" / "humaneval" / "HumanEval.jsonl"
+LIMITS = Limits(wall_s=10, cpu_s=10, memory_mb=512)
+
+
+def rate(backend, jobs, threads):
+    t0 = time.monotonic()
+    if threads == 1:
+        results = [backend.run(j, LIMITS) for j in jobs]
+    else:
+        with ThreadPoolExecutor(threads) as ex:
+            results = list(ex.map(lambda j: backend.run(j, LIMITS), jobs))
+    dt = time.monotonic() - t0
+    bad = sum(r.status != PASSED for r in results)
+    return len(jobs) / dt, dt, bad
+
+
+def fresh_docker_run(image, n, threads):
+    client = docker_client()
+    cfg = container_config()   # the same hardening, one container per program
+    for k in ("detach", "command", "auto_remove", "log_config"):   # output comes back by the log
+        cfg.pop(k)
+
+    def one(i):
+        out = client.containers.run(image, ["python3", "-I", "-S", "-c", f"print({i} * 2)"], remove=True, **cfg)
+        return out.strip() == str(i * 2).encode()
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(threads) as ex:
+        ok = sum(ex.map(one, range(n)))
+    dt = time.monotonic() - t0
+    return n / dt, dt, n - ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--image", default="rlvr-sandbox")
+    ap.add_argument("--size", type=int, default=2)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--skip-humaneval", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    t0 = time.monotonic()
+    with DockerBackend(image=args.image, size=args.size) as b:
+        rows.append(("pool start", f"{args.size} containers", f"{time.monotonic() - t0:.2f} s", ""))
+        trivial = [Job(code=f"print({i} * 2)", stdin="") for i in range(args.n)]
+        for threads in (1, 2, 4):
+            r, dt, bad = rate(b, trivial, threads)
+            rows.append(("trivial python, warm pool", f"{threads} thread(s)", f"{r:.0f} programs/s",
+                         f"{args.n} in {dt:.2f} s, {bad} not passed"))
+        if not args.skip_humaneval and HUMANEVAL.exists():
+            probs = [json.loads(line) for line in HUMANEVAL.open()]
+            jobs = [Job(code=p["prompt"] + p["canonical_solution"],
+                        asserts=AssertTests(p["test"], p["entry_point"])) for p in probs]
+            for threads in (1, 4):
+                r, dt, bad = rate(b, jobs, threads)
+                rows.append(("HumanEval canonical", f"{threads} thread(s)", f"{dt:.1f} s total",
+                             f"{len(jobs)} problems, {bad} not passed, {r:.0f}/s"))
+        rows.append(("stats", "", json.dumps(b.stats), ""))
+    for threads in (1, 2):
+        r, dt, bad = fresh_docker_run(args.image, 20, threads)
+        rows.append(("fresh docker run --rm", f"{threads} thread(s)", f"{r:.1f} programs/s",
+                     f"20 in {dt:.1f} s, {bad} wrong"))
+    print("| what | how | result | notes |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
