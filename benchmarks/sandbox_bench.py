@@ -5,12 +5,15 @@ against a fresh `docker run --rm` per program.
 """
 import argparse
 import json
+import subprocess
 import sys
+import warnings
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox.docker_backend import DockerBackend, container_config, docker_client
+from sandbox.local import LocalBackend
 from sandbox.types import PASSED, AssertTests, Job, Limits
 
 HUMANEVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "code" / "humaneval" / "HumanEval.jsonl"
@@ -45,7 +48,23 @@ def fresh_docker_run(image, n, threads):
     return n / dt, dt, n - ok
 
 
+def bare_subprocess(n):
+    """The floor: a bare `python3 -I -S -c` per program on the host, no isolation at all."""
+    t0 = time.monotonic()
+    bad = sum(subprocess.run([sys.executable, "-I", "-S", "-c", f"print({i} * 2)"], capture_output=True,
+                             text=True).stdout.strip() != str(i * 2) for i in range(n))
+    dt = time.monotonic() - t0
+    return n / dt, dt, bad
+
+
+def humaneval_jobs():
+    probs = [json.loads(line) for line in HUMANEVAL.open()]
+    return [Job(code=p["prompt"] + p["canonical_solution"], asserts=AssertTests(p["test"], p["entry_point"]))
+            for p in probs]
+
+
 def main():
+    warnings.simplefilter("ignore")          # the local backend's "weaker than Docker" notice
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="rlvr-sandbox")
     ap.add_argument("--size", type=int, default=2)
@@ -62,14 +81,25 @@ def main():
             rows.append(("trivial python, warm pool", f"{threads} thread(s)", f"{r:.0f} programs/s",
                          f"{args.n} in {dt:.2f} s, {bad} not passed"))
         if not args.skip_humaneval and HUMANEVAL.exists():
-            probs = [json.loads(line) for line in HUMANEVAL.open()]
-            jobs = [Job(code=p["prompt"] + p["canonical_solution"],
-                        asserts=AssertTests(p["test"], p["entry_point"])) for p in probs]
+            jobs = humaneval_jobs()
             for threads in (1, 4):
                 r, dt, bad = rate(b, jobs, threads)
                 rows.append(("HumanEval canonical", f"{threads} thread(s)", f"{dt:.1f} s total",
                              f"{len(jobs)} problems, {bad} not passed, {r:.0f}/s"))
         rows.append(("stats", "", json.dumps(b.stats), ""))
+    with LocalBackend(size=args.size) as lb:
+        trivial = [Job(code=f"print({i} * 2)", stdin="") for i in range(args.n)]
+        for threads in (1, 2):
+            r, dt, bad = rate(lb, trivial, threads)
+            rows.append(("trivial python, local backend", f"{threads} thread(s)", f"{r:.0f} programs/s",
+                         f"{args.n} in {dt:.2f} s, {bad} not passed"))
+        if not args.skip_humaneval and HUMANEVAL.exists():
+            r, dt, bad = rate(lb, humaneval_jobs(), 2)
+            rows.append(("HumanEval canonical, local backend", "2 threads", f"{dt:.1f} s total",
+                         f"164 problems, {bad} not passed, {r:.0f}/s"))
+    r, dt, bad = bare_subprocess(min(args.n, 100))
+    rows.append(("bare host subprocess (no isolation)", "1 thread", f"{r:.0f} programs/s",
+                 f"{min(args.n, 100)} in {dt:.2f} s, {bad} wrong"))
     for threads in (1, 2):
         r, dt, bad = fresh_docker_run(args.image, 20, threads)
         rows.append(("fresh docker run --rm", f"{threads} thread(s)", f"{r:.1f} programs/s",
