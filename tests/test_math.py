@@ -545,15 +545,19 @@ def _misses(rows, verdicts):
             for r, v in zip(rows, verdicts) if v.correct != (r["label"] == 1)]
 
 
+def _assert_graded(rows, verdicts, min_accuracy, min_precision):
+    acc, prec = _accuracy_precision(verdicts, [d["label"] for d in rows])
+    detail = "\n".join(_misses(rows, verdicts))
+    assert acc >= min_accuracy, f"accuracy {acc:.3f}, precision {prec:.3f}; misclassified:\n{detail}"
+    assert prec >= min_precision, f"accuracy {acc:.3f}, precision {prec:.3f}; misclassified:\n{detail}"
+
+
 @pytest.mark.slow
 def test_hardverify_boxed():
     rows = _rows("hardverify_dev.jsonl")
     assert len(rows) == 250
     verdicts = [check(d["response"], d["gold"]) for d in rows]
-    acc, prec = _accuracy_precision(verdicts, [d["label"] for d in rows])
-    detail = "\n".join(_misses(rows, verdicts))
-    assert acc >= 0.93, f"accuracy {acc:.3f}, precision {prec:.3f}; misclassified:\n{detail}"
-    assert prec >= 0.98, f"accuracy {acc:.3f}, precision {prec:.3f}; misclassified:\n{detail}"
+    _assert_graded(rows, verdicts, min_accuracy=0.93, min_precision=0.98)
 
 
 @pytest.mark.slow
@@ -561,10 +565,7 @@ def test_hardverify_dapo_answer_lines():
     """The same responses written as `Answer: X` lines (DAPO format) are graded about as well."""
     rows = _rows("hardverify_dev.jsonl")
     verdicts = score_batch([d["response_dapo"] for d in rows], [d["gold"] for d in rows], workers=2)
-    acc, prec = _accuracy_precision(verdicts, [d["label"] for d in rows])
-    detail = "\n".join(_misses(rows, verdicts))
-    assert acc >= 0.90, f"accuracy {acc:.3f}, precision {prec:.3f}; misclassified:\n{detail}"
-    assert prec >= 0.98, f"accuracy {acc:.3f}, precision {prec:.3f}; misclassified:\n{detail}"
+    _assert_graded(rows, verdicts, min_accuracy=0.90, min_precision=0.98)
 
 
 @pytest.mark.slow
