@@ -1,0 +1,141 @@
+"""Policy loading, completion log-probs in chunks, and generation behind a small interface."""
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+def load_policy(path, device="cpu", dtype=None, gradient_checkpointing=False, lora=None):
+    """Any AutoModelForCausalLM (local path or hub name) and its tokenizer, left padding for prompts."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise ValueError(f"tokenizer of {path} has neither a pad nor an eos token")
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32).to(device)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if lora:
+        from peft import LoraConfig, get_peft_model  # the `lora` extra
+
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+    return model, tok
+
+
+def _token_logp(head, hidden, targets, temperature, chunk):
+    """log softmax(head(h) / T)[target] and the entropy, for hidden [N, T, H], `chunk` positions at a time.
+
+    Each chunk's logits are recomputed in backward (activation checkpointing), so at most
+    [N, chunk, vocab] logits exist at once, never [N, T, vocab].
+    """
+    def piece(h, y):
+        logp = (head(h).float() / temperature).log_softmax(-1)
+        with torch.no_grad():
+            entropy = -(logp.exp() * logp).sum(-1)
+        return torch.gather(logp, -1, y.unsqueeze(-1)).squeeze(-1), entropy
+
+    out = []
+    for s in range(0, hidden.shape[1], chunk):
+        h, y = hidden[:, s:s + chunk], targets[:, s:s + chunk]
+        out.append(checkpoint(piece, h, y, use_reentrant=False) if torch.is_grad_enabled() else piece(h, y))
+    return torch.cat([o[0] for o in out], 1), torch.cat([o[1] for o in out], 1)
+
+
+def _positions(mask):
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class CompletionLogProbs(torch.nn.Module):
+    """log pi(o_t | q, o_<t) at temperature T, and the policy's entropy, for every completion
+    token; one module so DDP sees one forward.
+
+    shared_prompt=True runs each group's prompt once and lets its G completions attend to the
+    cached prompt keys/values (repeated G times; the repeat's backward sums the G gradients), so a
+    step costs num_groups * |q| + N * |o| tokens instead of N * (|q| + |o|). Gradient
+    checkpointing turns the KV cache off: the trainer then takes the plain path, one pass over [q; o].
+    """
+
+    def __init__(self, model, temperature=1.0, chunk=256, shared_prompt=True):
+        super().__init__()
+        self.model, self.temperature, self.chunk, self.shared_prompt = model, temperature, chunk, shared_prompt
+
+    def hidden(self, **kw):
+        out = self.model(**kw, output_hidden_states=True, logits_to_keep=1)
+        return out.hidden_states[-1], out.past_key_values
+
+    def forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
+        G = completion_ids.shape[0] // prompt_ids.shape[0]
+        share = self.shared_prompt and G > 1
+        if share:
+            h_q, cache = self.hidden(input_ids=prompt_ids, attention_mask=prompt_mask,
+                                     position_ids=_positions(prompt_mask), use_cache=True)
+            cache.batch_repeat_interleave(G)
+            mask = torch.cat([prompt_mask.repeat_interleave(G, 0), completion_mask], 1)
+            pos = _positions(mask)[:, prompt_ids.shape[1]:-1]
+            h_o, _ = self.hidden(input_ids=completion_ids[:, :-1], attention_mask=mask[:, :-1],
+                                 position_ids=pos, past_key_values=cache, use_cache=True)
+            h = torch.cat([h_q[:, -1:].repeat_interleave(G, 0), h_o], 1)
+        else:
+            ids = torch.cat([prompt_ids.repeat_interleave(G, 0), completion_ids], 1)
+            mask = torch.cat([prompt_mask.repeat_interleave(G, 0), completion_mask], 1)
+            h_all, _ = self.hidden(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
+                                   use_cache=False)
+            h = h_all[:, prompt_ids.shape[1] - 1:-1]
+        head = self.model.get_output_embeddings()
+        return _token_logp(head, h, completion_ids, self.temperature, self.chunk)
+
+
+def check_logprobs(model, tok):
+    """Fail at start-up, not mid-run, if this architecture's last hidden state times the output
+    embedding is not its logits (soft-capping, logit scaling): the chunked head would be wrong."""
+    ids = torch.tensor([[tok.pad_token_id] + list(range(min(5, len(tok) - 1)))]).to(model.device)
+    with torch.no_grad():
+        out = model(input_ids=ids, output_hidden_states=True)
+        mine = model.get_output_embeddings()(out.hidden_states[-1]).float()
+    if not torch.allclose(mine, out.logits.float(), atol=1e-3, rtol=1e-3):
+        raise ValueError(f"{type(model).__name__}: logits are not lm_head(last hidden state); "
+                         "this architecture post-processes its logits and is not supported")
+
+
+def completion_mask(completion_ids, eos_id, pad_id):
+    """Mask up to and including the first eos; `truncated` marks completions that never ended."""
+    is_eos = completion_ids == eos_id
+    has_eos = is_eos.any(1)
+    first = torch.where(has_eos, is_eos.int().argmax(1), completion_ids.shape[1])
+    idx = torch.arange(completion_ids.shape[1], device=completion_ids.device)
+    mask = (idx[None, :] <= first[:, None]).long()
+    ids = torch.where(mask.bool(), completion_ids, torch.full_like(completion_ids, pad_id))
+    return ids, mask, ~has_eos
+
+
+class HFGenerator:
+    """Sampling with transformers' `generate` (the default engine)."""
+
+    def __init__(self, model, tok):
+        self.model, self.tok = model, tok
+
+    def update(self, model):  # the policy is the same object: nothing to copy
+        self.model = model
+
+    @torch.no_grad()
+    def generate(self, prompt_ids, prompt_mask, n, max_new_tokens, temperature=1.0, top_p=1.0,
+                 top_k=0, greedy=False):
+        was_training = self.model.training
+        self.model.eval()
+        kw = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature,
+                                                       top_p=top_p, top_k=top_k or None)
+        out = self.model.generate(input_ids=prompt_ids, attention_mask=prompt_mask,
+                                  num_return_sequences=n, max_new_tokens=max_new_tokens,
+                                  min_new_tokens=0, pad_token_id=self.tok.pad_token_id,
+                                  eos_token_id=self.tok.eos_token_id, use_cache=True, **kw)
+        self.model.train(was_training)
+        c = out[:, prompt_ids.shape[1]:]
+        if c.shape[1] < max_new_tokens:  # every sequence stopped early
+            c = F.pad(c, (0, max_new_tokens - c.shape[1]), value=self.tok.pad_token_id)
+        return c

@@ -1,0 +1,96 @@
+"""Data parallelism and resumption, with real processes: torchrun (gloo) and SIGKILL."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from _grpo_util import toy_rows, write_jsonl
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENV = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _step(tmp_path, loss, scale, nproc):
+    out = tmp_path / f"{loss}-{scale}-{nproc}.pt"
+    script = os.path.join(HERE, "_grpo_ddp.py")
+    if nproc == 1:
+        cmd = [sys.executable, script]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), script]
+    r = subprocess.run(cmd + [str(out), loss, scale], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return torch.load(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss, scale", [("grpo", "group"), ("dr_grpo", "none"), ("dapo", "batch")])
+def test_two_torchrun_processes_take_the_same_step_as_one(tmp_path, loss, scale):
+    one, two = _step(tmp_path, loss, scale, 1), _step(tmp_path, loss, scale, 2)
+    assert one["delta"].abs().max() > 1e-4, "the step moved the weights"
+    assert torch.allclose(one["delta"], two["delta"], atol=1e-6, rtol=1e-4), \
+        (one["delta"] - two["delta"]).abs().max()
+    for k in ("loss", "clip_frac", "entropy", "grad_norm"):
+        assert one["metrics"][k] == pytest.approx(two["metrics"][k], rel=1e-4, abs=1e-7), k
+
+
+def _config(tmp_path, tiny_dir, out):
+    data = write_jsonl(tmp_path / "train.jsonl", toy_rows(64))
+    ev = write_jsonl(tmp_path / "eval.jsonl", toy_rows(8, seed=1))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"model: {tiny_dir}\ndata: {data}\neval_data: {ev}\noutput_dir: {out}\n"
+                   "group_size: 4\nbatch_size: 16\nmax_prompt_len: 8\nmax_new_tokens: 4\nlr: 0.001\n"
+                   "lr_schedule: linear\nsteps: 40\nsave_every: 5\neval_every: 10\neval_k: 2\nthreads: 1\n"
+                   "progress: false\nplot: false\n"
+                   f"rewards: ['{os.path.join(HERE, '_grpo_util.py')}:exact']\n")
+    return str(cfg)
+
+
+def _metrics(path):
+    drop = ("time_rollout", "time_train", "tokens_per_s")
+    return [{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(path)]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_gives_the_same_metrics(tmp_path):
+    from grpo.tiny import save_tiny
+
+    save_tiny(tmp_path / "tiny", seed=0)
+    base = [sys.executable, "-m", "grpo", "train"]
+    full = tmp_path / "full"
+    r = subprocess.run(base + [_config(tmp_path, tmp_path / "tiny", full)], env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    cfg = _config(tmp_path, tmp_path / "tiny", killed)
+    p = subprocess.Popen(base + [cfg], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not os.path.exists(killed / "checkpoint-15") and time.time() < deadline:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGKILL)
+    assert p.wait() == -signal.SIGKILL, "the run was killed mid-way, not finished"
+    assert not os.path.exists(killed / "checkpoint-40")
+    r = subprocess.run(base + [cfg, "--resume", "true"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = _metrics(full / "metrics.jsonl"), _metrics(killed / "metrics.jsonl")
+    assert [m["step"] for m in b] == [0] + list(range(1, 41))
+    assert len([m for m in a if "eval/pass@1" in m]) == 5
+    assert a == b
+    # the resumed model is the uninterrupted one, bit for bit
+    from safetensors.torch import load_file
+    wa, wb = load_file(full / "checkpoint-40" / "model.safetensors"), load_file(killed / "checkpoint-40" / "model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

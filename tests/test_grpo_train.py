@@ -1,0 +1,180 @@
+"""The trainer with a real tiny transformers model: log-probs, steps, config and reward checks."""
+import asyncio
+import contextlib
+import json
+import os
+
+import pytest
+import torch
+
+from grpo import Config, train
+from grpo.model import CompletionLogProbs, HFGenerator, completion_mask, load_policy
+from grpo.tiny import save_tiny
+from grpo.trainer import collate, rollout, Prompts, train_step
+
+from _grpo_util import exact, small_config, toy_rows
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny")
+    save_tiny(path, seed=0)
+    return path
+
+
+def test_tokenizer_round_trips_characters(tiny):
+    model, tok = load_policy(str(tiny))
+    ids = tok("12+34=", add_special_tokens=False).input_ids
+    assert len(ids) == 6 and tok.decode(ids) == "12+34="
+    assert tok.decode(ids + [tok.eos_token_id, tok.pad_token_id], skip_special_tokens=True) == "12+34="
+
+
+def _batch(tok, model, G=3):
+    enc = tok(["12+34=", "5-7=", "99+9=", "1="], return_tensors="pt", padding=True)
+    torch.manual_seed(0)
+    c = HFGenerator(model, tok).generate(enc.input_ids, enc.attention_mask, G, 6)
+    c, m, trunc = completion_mask(c, tok.eos_token_id, tok.pad_token_id)
+    return enc.input_ids, enc.attention_mask, c, m
+
+
+def _reference_logp(model, p, pm, c, m, G, T):
+    ids = torch.cat([p.repeat_interleave(G, 0), c], 1)
+    mask = torch.cat([pm.repeat_interleave(G, 0), m], 1)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, p.shape[1] - 1:-1] / T
+    return logits.log_softmax(-1).gather(-1, c.unsqueeze(-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_chunked_logprobs_equal_a_full_forward(tiny, shared):
+    model, tok = load_policy(str(tiny))
+    p, pm, c, m = _batch(tok, model)
+    assert (pm == 0).any(), "prompts of different lengths, so left padding is exercised"
+    ref = _reference_logp(model, p, pm, c, m, 3, 0.7)
+    lp, ent = CompletionLogProbs(model, temperature=0.7, chunk=2, shared_prompt=shared)(p, pm, c, m)
+    assert torch.allclose(lp * m, ref * m, atol=1e-5)
+    assert ((ent > 0) | (m == 0)).all()
+    # gradients through the shared prompt cache equal those of the full forward
+    (lp * m).sum().backward()
+    g1 = [q.grad.clone() for q in model.parameters()]
+    model.zero_grad()
+    (ref * m).sum().backward()
+    for a, b in zip(g1, model.parameters()):
+        assert torch.allclose(a, b.grad, atol=1e-5)
+
+
+def test_completion_mask_stops_at_first_eos():
+    ids = torch.tensor([[5, 1, 7, 1], [5, 6, 7, 8], [1, 4, 4, 4]])
+    out, mask, trunc = completion_mask(ids, eos_id=1, pad_id=0)
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert out.tolist() == [[5, 1, 0, 0], [5, 6, 7, 8], [1, 0, 0, 0]]
+    assert trunc.tolist() == [False, True, False]
+
+
+def test_a_step_raises_the_probability_of_rewarded_completions(tiny):
+    cfg = small_config(tiny, "unused", loss="dr_grpo", lr=1e-2).resolved()
+    model, tok = load_policy(str(tiny))
+    torch.manual_seed(0)
+    groups, _, _ = rollout(HFGenerator(model, tok), tok, Prompts(toy_rows(), 0), [exact], [1.0], cfg, 0, 1, "cpu")
+    b = collate(groups, tok, cfg, "cpu")
+    b["total"] = torch.tensor([1.0, 0, 0, 0] * 4)  # reward the first completion of each group
+    logp = CompletionLogProbs(model)
+    before = ((logp(b["p_ids"], b["p_mask"], b["c_ids"], b["c_mask"])[0] * b["c_mask"]).sum(1)).detach()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    m = train_step(cfg, b, logp, model, None, opt, sched, contextlib.nullcontext, 1)
+    after = ((logp(b["p_ids"], b["p_mask"], b["c_ids"], b["c_mask"])[0] * b["c_mask"]).sum(1)).detach()
+    up = (after - before).reshape(4, 4)
+    # in every group the rewarded completion gains the most; the others lose on average
+    assert (up[:, 0] > 0).all() and (up[:, 0] > up[:, 1:].max(1).values).all() and up[:, 1:].mean() < 0
+    assert m["grad_norm"] > 0 and m["clip_frac"] == 0.0
+
+
+@pytest.mark.parametrize("loss", ["grpo", "dr_grpo", "dapo"])
+def test_real_training_steps_write_metrics_samples_and_a_checkpoint(tiny, tmp_path, loss):
+    extra = dict(dynamic_sampling=True, mask_truncated=True, eps_high=0.28) if loss == "dapo" else {}
+    cfg = small_config(tiny, tmp_path, loss=loss, mu=2, beta=0.04, micro_batch_size=8, eval_every=2,
+                       eval_k=2, plot=True, **extra)
+    last = train(cfg, [exact], rows=toy_rows(), eval_rows=toy_rows(8, seed=1))
+    lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    steps = [l for l in lines if "reward" in l]
+    assert [l["step"] for l in steps] == [1, 2, 3]
+    for key in ("reward/exact", "accuracy", "completion_len", "clip_frac", "kl", "entropy", "grad_norm", "lr",
+                "time_rollout", "time_train", "tokens_per_s"):
+        assert key in last, key
+    assert lines[0]["step"] == 0 and "eval/pass@1" in lines[0] and "eval/mean@2" in lines[0]
+    assert 0 <= last["completion_len"] <= 4 and last["grad_norm"] > 0
+    assert last["kl"] > 0  # mu = 2: the second update moves away from the reference
+    if loss == "dapo":
+        assert 0 < last["kept_frac"] <= 1
+    assert os.path.exists(tmp_path / "checkpoint-3" / "model.safetensors")
+    assert os.path.getsize(tmp_path / "metrics.png") > 10_000
+    s = [json.loads(l) for l in open(tmp_path / "samples.jsonl")]
+    assert s and {"step", "row", "completion", "reward"} <= set(s[0])
+    trained = load_policy(str(tmp_path / "checkpoint-3"))[0]
+    fresh = load_policy(str(tiny))[0]
+    assert not torch.equal(trained.model.embed_tokens.weight, fresh.model.embed_tokens.weight)
+
+
+def test_async_reward_functions_are_awaited(tiny, tmp_path):
+    async def later(prompts, completions, **kw):
+        await asyncio.sleep(0)
+        return [float(len(c)) / 4 for c in completions]
+
+    last = train(small_config(tiny, tmp_path, steps=1), [exact, later], rows=toy_rows())
+    assert "reward/later" in last and last["reward/later"] > 0
+
+
+# ---------------------------------------------------------------- rejected before any work
+
+
+def _never_loaded(tmp_path, **kw):
+    return small_config("/nonexistent/model", tmp_path / "out", **kw)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(batch_size=10, group_size=4), "group_size 4 does not divide batch_size 10"),
+    (dict(group_size=1, batch_size=4), "group_size must be >= 2"),
+    (dict(micro_batch_size=6), "micro_batch_size 6 must be a multiple of group_size 4"),
+    (dict(loss="ppo"), "loss must be one of"),
+    (dict(temperature=0.0), "temperature must be > 0"),
+])
+def test_bad_configs_are_rejected_with_a_message(tmp_path, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        train(_never_loaded(tmp_path, **kw), [exact], rows=toy_rows())
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_reward_of_the_wrong_length_is_rejected_before_loading(tmp_path):
+    def short(prompts, completions, **kw):
+        return [0.0]
+
+    with pytest.raises(ValueError, match="'short' returned 1 values for 2 completions"):
+        train(_never_loaded(tmp_path), [short], rows=toy_rows())
+
+
+def test_reward_needing_a_missing_column_is_rejected(tmp_path):
+    def needs_solution(prompts, completions, solution, **kw):
+        return [0.0] * len(completions)
+
+    with pytest.raises(ValueError, match="needs column 'solution'.*columns: \\['answer'\\]"):
+        train(_never_loaded(tmp_path), [needs_solution], rows=toy_rows())
+
+
+def test_reward_returning_nan_or_text_is_rejected(tmp_path):
+    def bad(prompts, completions, **kw):
+        return ["1"] * len(completions)
+
+    with pytest.raises(ValueError, match="returned '1' for completion 0"):
+        train(_never_loaded(tmp_path), [bad], rows=toy_rows())
+
+
+def test_missing_prompt_column_and_weights_mismatch(tmp_path):
+    from grpo.data import load_rows
+
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"question": "1+1=", "answer": "2"}\n')
+    with pytest.raises(ValueError, match="no 'prompt' column"):
+        load_rows(str(p))
+    with pytest.raises(ValueError, match="2 reward_weights for 1 reward functions"):
+        train(_never_loaded(tmp_path, reward_weights=[1, 2]), [exact], rows=toy_rows())
