@@ -43,7 +43,7 @@ def main(argv=None):
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--loss", default="dr_grpo", choices=["grpo", "dr_grpo", "dapo"])
     de.add_argument("--steps", type=int, default=None)
-    de.add_argument("--sft-steps", type=int, default=None)
+    de.add_argument("--sft-steps", type=int, default=None, help="cold-start steps (default 1600)")
     de.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
 

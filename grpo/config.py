@@ -34,6 +34,7 @@ class Config:
     reward_weights: list = field(default_factory=list)  # one per reward function (default all 1)
 
     # generation
+    generator: str = "cached"          # cached (prefix-shared KV-cache sampler) | hf (transformers' generate)
     max_prompt_len: int = 512
     max_new_tokens: int = 256
     temperature: float = 1.0
@@ -105,6 +106,8 @@ class Config:
         for name in ("steps", "mu", "max_new_tokens", "max_prompt_len", "max_sampling_rounds", "logprob_chunk"):
             if getattr(self, name) < 1:
                 errs.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.generator not in ("cached", "hf"):
+            errs.append(f"generator must be cached or hf, got {self.generator!r}")
         if self.temperature <= 0:
             errs.append(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -18,7 +18,8 @@ from .trainer import train
 
 
 def arithmetic(seed, n_eval=500):
-    """All a+b and a-b for a, b in 0..99, shuffled; the first n_eval are held out."""
+    """All a+b and a-b for a, b in 0..99 written with two digits ("07+45="), shuffled; the first
+    n_eval are held out."""
     rows = [dict(prompt=f"{a:02d}{op}{b:02d}=", answer=str(a + b if op == "+" else a - b))
             for a in range(100) for b in range(100) for op in "+-"]
     random.Random(seed).shuffle(rows)
@@ -33,7 +34,10 @@ def correct(prompts, completions, answer, **kwargs):
 
 
 def sft(path, rows, seed, steps, lr=3e-3, batch=128):
-    """Cold start: cross-entropy on the answer and eos tokens only; saves the model in place."""
+    """Cold start: cross-entropy on the answer and eos tokens only; saves the model in place.
+
+    Constant lr on purpose: decaying it to 0 here settled the model in a minimum so sharp that
+    every GRPO step (Adam, lr 1e-5 to 3e-4) lowered the reward; from a constant-lr model GRPO learns."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path)
@@ -50,7 +54,6 @@ def sft(path, rows, seed, steps, lr=3e-3, batch=128):
     mask = (torch.arange(L)[None] >= L - torch.tensor([len(x) + len(y) + 1 for x, y in zip(q, a)])[:, None]).long()
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
     g = torch.Generator().manual_seed(seed)
     model.train()
     for step in range(steps):
@@ -59,13 +62,16 @@ def sft(path, rows, seed, steps, lr=3e-3, batch=128):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        sched.step()
         opt.zero_grad()
     model.save_pretrained(path)
     return loss.item()
 
 
-def demo(out="runs/demo", seed=0, loss="dr_grpo", sft_steps=300, steps=1200, eval_every=200, threads=0, **overrides):
+def demo(out="runs/demo", seed=0, loss="dr_grpo", sft_steps=1600, steps=1200, eval_every=200, threads=0,
+         **overrides):
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
     t0 = time.time()
     if threads:
         torch.set_num_threads(threads)
@@ -77,8 +83,10 @@ def demo(out="runs/demo", seed=0, loss="dr_grpo", sft_steps=300, steps=1200, eva
     print(f"cold start: {sft_steps} SFT steps, loss {sft_loss:.3f}, {time.time() - t0:.0f} s", flush=True)
     cfg = Config(model=model_dir, data="(demo rows)", output_dir=os.path.join(out, loss), seed=seed, loss=loss,
                  group_size=8, batch_size=128, max_prompt_len=16, max_new_tokens=5, temperature=1.0,
-                 steps=steps, lr=3e-4, lr_schedule="linear", max_grad_norm=1.0, eval_every=eval_every,
+                 steps=steps, lr=1e-4, lr_schedule="linear", max_grad_norm=1.0, eval_every=eval_every,
                  eval_k=4, log_samples=1, threads=threads)
+    if loss == "dapo":  # DAPO's recipe: clip-higher, dynamic sampling, overlong filtering
+        cfg.eps_high, cfg.dynamic_sampling, cfg.mask_truncated = 0.28, True, True
     for k, v in overrides.items():
         setattr(cfg, k, v)
     train(cfg, [correct], rows=train_rows, eval_rows=eval_rows)

@@ -114,6 +114,63 @@ def completion_mask(completion_ids, eos_id, pad_id):
     return ids, mask, ~has_eos
 
 
+def _filter(logits, top_k, top_p):
+    """Keep the top_k largest logits and the smallest set whose probability reaches top_p."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_, idx = logits.sort(dim=-1, descending=True)
+        probs = sorted_.softmax(-1)
+        drop = probs.cumsum(-1) - probs >= top_p  # tokens after the nucleus is full (as HF)
+        logits = logits.masked_fill(drop.scatter(-1, idx, drop), float("-inf"))
+    return logits
+
+
+class CachedSampler:
+    """Sampling on the policy's own forward with a KV cache, each prompt prefilled once and its
+    cache repeated for its n completions (the default: about twice as fast as `generate` on small
+    models, where per-call overhead dominates). Same distribution as `generate`: softmax of
+    logits / T after top-k / top-p, stop at eos, pad after it."""
+
+    def __init__(self, model, tok):
+        self.model, self.tok = model, tok
+
+    def update(self, model):
+        self.model = model
+
+    @torch.no_grad()
+    def generate(self, prompt_ids, prompt_mask, n, max_new_tokens, temperature=1.0, top_p=1.0,
+                 top_k=0, greedy=False):
+        eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
+        out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=_positions(prompt_mask),
+                         use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        mask = prompt_mask.repeat_interleave(n, 0)
+        logits = out.logits[:, -1].repeat_interleave(n, 0)
+        pos = mask.sum(1, keepdim=True)
+        done = torch.zeros(mask.shape[0], dtype=torch.bool, device=mask.device)
+        tokens = []
+        for t in range(max_new_tokens):
+            if greedy:
+                nxt = logits.argmax(-1)
+            else:
+                probs = _filter(logits.float() / temperature, top_k, top_p).softmax(-1)
+                nxt = torch.multinomial(probs, 1).squeeze(1)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            tokens.append(nxt)
+            done = done | (nxt == eos)
+            if t == max_new_tokens - 1 or bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos + t,
+                                past_key_values=cache, use_cache=True).logits[:, -1]
+        c = torch.stack(tokens, 1)
+        return F.pad(c, (0, max_new_tokens - c.shape[1]), value=pad)
+
+
 class HFGenerator:
     """Sampling with transformers' `generate` (the default engine)."""
 
@@ -139,3 +196,6 @@ class HFGenerator:
         if c.shape[1] < max_new_tokens:  # every sequence stopped early
             c = F.pad(c, (0, max_new_tokens - c.shape[1]), value=self.tok.pad_token_id)
         return c
+
+
+GENERATORS = {"cached": CachedSampler, "hf": HFGenerator}

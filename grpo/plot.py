@@ -29,7 +29,7 @@ def plot_metrics(runs, out_png, smooth=10):
 
     runs = {"": runs} if isinstance(runs, str) else runs
     data = {label: read_metrics(p) for label, p in runs.items()}
-    panels = [(k, t) for k, t in PANELS if any(k in r for rows in data.values() for r in rows)]
+    panels = [(k, t) for k, t in PANELS if any(r.get(k) for rows in data.values() for r in rows)]  # not all 0
     cols = min(4, len(panels))
     fig, axes = plt.subplots(math.ceil(len(panels) / cols), cols, figsize=(4 * cols, 3 * math.ceil(len(panels) / cols)),
                              squeeze=False)

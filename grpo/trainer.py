@@ -14,17 +14,21 @@ import torch.distributed as dist
 from . import algo
 from .config import Config
 from .data import encode_prompts, load_rows
-from .model import CompletionLogProbs, HFGenerator, check_logprobs, completion_mask, load_policy
+from .model import GENERATORS, CompletionLogProbs, check_logprobs, completion_mask, load_policy
 from .rewards import check_columns, reward_name, score
 
 
 # ---------------------------------------------------------------- distributed helpers
 
-def setup_dist():
+def setup_dist(device="auto"):
     """(rank, world, device) from torchrun's environment; gloo on CPU, NCCL on GPU."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank, local = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-    cuda = torch.cuda.is_available()
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is cuda but torch sees no CUDA device")
+    cuda = torch.cuda.is_available() and device != "cpu"
     device = torch.device(f"cuda:{local}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)
@@ -91,7 +95,7 @@ def rollout(gen, tok, stream, funcs, weights, cfg, rank, world, device):
         if len(kept) < need:
             c_ids, c_mask, trunc, texts = generate(gen, tok, rows, cfg, device, G)
             prompts, completions, cols = reward_inputs(rows, texts, G, cfg.prompt_column)
-            ids = c_ids.tolist()
+            ids = [row[:int(m.sum())] for row, m in zip(c_ids.tolist(), c_mask)]  # as TRL: up to eos
             table, total = score(funcs, weights, prompts, completions, ids, cols)
             for g, row in enumerate(rows):
                 s = slice(g * G, (g + 1) * G)
@@ -111,7 +115,9 @@ def collate(groups, tok, cfg, device):
     rows = [g["row"] for g in groups]
     p_ids, p_mask = encode_prompts(rows, tok, cfg.prompt_column, cfg.max_prompt_len, device)
     cat = lambda k: torch.cat([g[k] for g in groups])
-    return dict(p_ids=p_ids, p_mask=p_mask, c_ids=cat("c_ids"), c_mask=cat("c_mask"), trunc=cat("trunc"),
+    c_ids, c_mask = cat("c_ids"), cat("c_mask")
+    width = max(int(c_mask.sum(1).max()), 1)  # drop columns that are padding in every completion
+    return dict(p_ids=p_ids, p_mask=p_mask, c_ids=c_ids[:, :width], c_mask=c_mask[:, :width], trunc=cat("trunc"),
                 table=cat("table"), total=cat("total"))
 
 
@@ -191,7 +197,7 @@ def _preflight(funcs, weights, rows, cfg):
 def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     """Train config.model with GRPO on config.data (or `rows`); returns the last step's metrics."""
     funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
-    rank, world, device = setup_dist()
+    rank, world, device = setup_dist(config.device)
     cfg = config.resolved()
     cfg.validate(world)
     weights = [float(w) for w in cfg.reward_weights] or [1.0] * len(funcs)
@@ -224,7 +230,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
                                 cfg.shared_prompt and not cfg.gradient_checkpointing)
     if world > 1:
         logp_of = torch.nn.parallel.DistributedDataParallel(logp_of, device_ids=[device.index] if device.type == "cuda" else None)
-    gen = HFGenerator(model, tok)
+    gen = GENERATORS[cfg.generator](model, tok)
     stream, start = Prompts(rows, cfg.seed), 0
     if ckpt:
         st = torch.load(os.path.join(ckpt, "trainer_state.pt"), weights_only=True)
@@ -249,12 +255,13 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
             groups, n_kept, rounds = rollout(gen, tok, stream, funcs, weights, cfg, rank, world, device)
         b = collate(groups, tok, cfg, device)
         t1 = time.perf_counter()
+        model.train()
         metrics = train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world)
         t2 = time.perf_counter()
         metrics.update(_rollout_metrics(b, funcs, n_kept, rounds, cfg, world))
         metrics.update(step=step, time_rollout=t1 - t0, time_train=t2 - t1,
                        tokens_per_s=metrics["completion_tokens"] / (t2 - t0))
-        if cfg.eval_every and step % cfg.eval_every == 0:
+        if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
             ev = evaluate(gen, tok, eval_rows, funcs, weights, cfg, rank, world, device)
             metrics.update({"eval/" + k: v for k, v in ev.items()})
         log.write(metrics, groups[:cfg.log_samples] if cfg.log_samples else ())

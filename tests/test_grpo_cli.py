@@ -59,3 +59,17 @@ def test_parquet_and_jsonl_load_the_same_rows(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"prompt": "1"}\n{oops\n')
     with pytest.raises(ValueError, match="bad.jsonl:2: not valid JSON"):
         load_rows(str(tmp_path / "bad.jsonl"))
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_ends_with_json(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "grpo", "demo", "--out", str(tmp_path), "--steps", "3",
+                        "--sft-steps", "20"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(last) == {"before", "after", "seconds", "metrics", "plot"}
+    assert 0 <= last["before"] <= 1 and 0 <= last["after"] <= 1
+    steps = [json.loads(l)["step"] for l in open(last["metrics"])]
+    assert steps[0] == 0 and steps[-1] == 3  # held-out evaluation before GRPO and after the last step
+    assert os.path.getsize(last["plot"]) > 10_000
+    assert "cold start: 20 SFT steps" in r.stdout

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from grpo import Config, train
-from grpo.model import CompletionLogProbs, HFGenerator, completion_mask, load_policy
+from grpo.model import CachedSampler, CompletionLogProbs, HFGenerator, _filter, completion_mask, load_policy
 from grpo.tiny import save_tiny
 from grpo.trainer import collate, rollout, Prompts, train_step
 
@@ -61,6 +61,50 @@ def test_chunked_logprobs_equal_a_full_forward(tiny, shared):
     (ref * m).sum().backward()
     for a, b in zip(g1, model.parameters()):
         assert torch.allclose(a, b.grad, atol=1e-5)
+
+
+def test_cached_sampler_greedy_equals_generate(tiny):
+    model, tok = load_policy(str(tiny))
+    enc = tok(["12+34=", "5-7=", "99+9=", "1="], return_tensors="pt", padding=True)
+    a = CachedSampler(model, tok).generate(enc.input_ids, enc.attention_mask, 1, 7, greedy=True)
+    b = HFGenerator(model, tok).generate(enc.input_ids, enc.attention_mask, 1, 7, greedy=True)
+    assert torch.equal(completion_mask(a, 1, 0)[0], completion_mask(b, 1, 0)[0])
+
+
+def test_cached_sampler_samples_the_models_distribution(tiny):
+    model, tok = load_policy(str(tiny))
+    enc = tok(["3+4=", "12+34="], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**enc).logits[:, -1]
+    n = 3000
+    torch.manual_seed(0)
+    for T in (1.0, 0.5):
+        c = CachedSampler(model, tok).generate(enc.input_ids, enc.attention_mask, n, 2, temperature=T)
+        for i in range(2):
+            freq = torch.bincount(c[i * n:(i + 1) * n, 0], minlength=len(tok)).float() / n
+            assert (freq - (logits[i] / T).softmax(-1)).abs().max() < 0.03
+
+
+def test_top_k_and_top_p_filters():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    keep = lambda x: torch.isfinite(x)[0].tolist()
+    assert keep(_filter(logits, 2, 1.0)) == [True, True, False, False]
+    assert keep(_filter(logits, 0, 0.7)) == [True, True, False, False]   # 0.5 < 0.7 needs the 0.3
+    assert keep(_filter(logits, 0, 0.5)) == [True, False, False, False]
+    assert keep(_filter(logits, 0, 0.9)) == [True, True, True, False]
+    shuffled = logits[:, [2, 0, 3, 1]]
+    assert keep(_filter(shuffled, 0, 0.7)) == [False, True, False, True]
+
+
+def test_cached_sampler_pads_after_eos(tiny):
+    model, tok = load_policy(str(tiny))
+    enc = tok(["1+1="], return_tensors="pt")
+    torch.manual_seed(0)
+    c = CachedSampler(model, tok).generate(enc.input_ids, enc.attention_mask, 64, 6)
+    for row in c.tolist():
+        if tok.eos_token_id in row:
+            k = row.index(tok.eos_token_id)
+            assert all(x == tok.pad_token_id for x in row[k + 1:])
 
 
 def test_completion_mask_stops_at_first_eos():

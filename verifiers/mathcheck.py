@@ -82,6 +82,14 @@ def _as_text(value, name: str, numbers: bool = False) -> str:
     raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
 
 
+# RL scores the same short answers over and over (a group of 8 often holds 3 distinct ones):
+# the pure string functions and definitive sympy verdicts are remembered, never a timeout.
+_squash = functools.lru_cache(maxsize=1 << 16)(squash)
+_parse_number = functools.lru_cache(maxsize=1 << 16)(parse_number)
+_VERDICTS: dict[tuple[str, str], tuple[bool, str]] = {}
+_VERDICTS_MAX = 1 << 16
+
+
 @functools.lru_cache(maxsize=65536)
 def _gold(gold: str) -> tuple[str, object]:
     """The gold answer and its exact number (or None), cached: golds repeat across a group."""
@@ -94,11 +102,14 @@ def _compare(pred: str, gold: str, timeout: float, pool: WorkerPool | None) -> V
     bad = too_pathological(pred) or too_pathological(g)
     if bad:
         return Verdict(False, pred, bad)
-    if squash(pred) == squash(g):
+    if _squash(pred) == _squash(g):
         return Verdict(True, pred, "exact")
-    p_num = parse_number(pred)
+    p_num = _parse_number(pred)
     if p_num is not None and g_num is not None:
         return Verdict(numbers_equal(p_num, g_num), pred, "numeric")
+    known = _VERDICTS.get((pred, g))
+    if known is not None:
+        return Verdict(known[0], pred, known[1])
     try:
         ok, why = (pool or get_pool()).call("equivalent", pred, g, timeout=timeout)
     except DeadlineExceeded:
@@ -107,6 +118,9 @@ def _compare(pred: str, gold: str, timeout: float, pool: WorkerPool | None) -> V
         return Verdict(False, pred, "crashed")       # e.g. the memory cap on a gigantic number
     except WorkerError as exc:
         return Verdict(False, pred, f"error: {exc}")
+    if len(_VERDICTS) >= _VERDICTS_MAX:
+        _VERDICTS.clear()
+    _VERDICTS[(pred, g)] = (ok, why)
     return Verdict(ok, pred, why)
 
 
