@@ -304,7 +304,8 @@ def train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world):
         ctx = ref.disable_adapter() if ref is model else contextlib.nullcontext()
         with ctx:
             ref_lp = logps(CompletionLogProbs(ref, inner.temperature, inner.chunk, inner.shared_prompt), False)
-    sums = torch.zeros(4, dtype=torch.float64)  # loss, clipped, kl, entropy (token-weighted)
+    tm = mask.float() / max(n_toks, 1.0)  # token mean over the step, for the metrics
+    sums = torch.zeros(4, dtype=torch.float64)  # loss, then token means of clipped, kl, entropy
     for it in range(cfg.mu):
         for k, (g, c) in enumerate(chunks):
             sync = k == len(chunks) - 1 or world == 1
@@ -317,8 +318,8 @@ def train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world):
                 loss = (w[c] * l).sum()
                 (loss * world).backward()  # DDP averages over ranks; the weights already divide by the global count
             if it == 0:
-                kl = algo.kl_k3(lp.detach(), rl).mul(w[c]).sum() if rl is not None else torch.tensor(0.0)
-                sums += torch.stack([loss.detach(), (clipped * w[c]).sum(), kl, (ent * w[c]).sum()]).double().cpu()
+                kl = algo.kl_k3(lp.detach(), rl).mul(tm[c]).sum() if rl is not None else torch.tensor(0.0)
+                sums += torch.stack([loss.detach(), (clipped * tm[c]).sum(), kl, (ent * tm[c]).sum()]).double().cpu()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -222,3 +222,20 @@ def test_missing_prompt_column_and_weights_mismatch(tmp_path):
         load_rows(str(p))
     with pytest.raises(ValueError, match="2 reward_weights for 1 reward functions"):
         train(_never_loaded(tmp_path, reward_weights=[1, 2]), [exact], rows=toy_rows())
+
+
+def test_entropy_and_clip_metrics_are_token_means_whatever_the_loss(tiny):
+    model, tok = load_policy(str(tiny))
+    torch.manual_seed(0)
+    cfg0 = small_config(tiny, "unused").resolved()
+    groups, _, _ = rollout(CachedSampler(model, tok), tok, Prompts(toy_rows(), 0), [exact], [1.0], cfg0, 0, 1, "cpu")
+    b = collate(groups, tok, cfg0, "cpu")
+    with torch.no_grad():
+        _, ent = CompletionLogProbs(model)(b["p_ids"], b["p_mask"], b["c_ids"], b["c_mask"])
+    expect = float((ent * b["c_mask"]).sum() / b["c_mask"].sum())
+    for loss in ("grpo", "dr_grpo", "dapo"):
+        cfg = small_config(tiny, "unused", loss=loss, lr=0.0).resolved()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        m = train_step(cfg, b, CompletionLogProbs(model), model, None, opt,
+                       torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), contextlib.nullcontext, 1)
+        assert m["entropy"] == pytest.approx(expect, rel=1e-5), loss
