@@ -214,6 +214,8 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
+    if cfg.resume and cfg.lora_r:
+        raise ValueError("resume is not supported with LoRA yet (checkpoints hold the adapters only)")
     ckpt = latest_checkpoint(cfg.output_dir) if cfg.resume else None
     lora = dict(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_targets) if cfg.lora_r else None
     model, tok = load_policy(ckpt or cfg.model, device, None, cfg.gradient_checkpointing, lora)

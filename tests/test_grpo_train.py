@@ -239,3 +239,18 @@ def test_entropy_and_clip_metrics_are_token_means_whatever_the_loss(tiny):
         m = train_step(cfg, b, CompletionLogProbs(model), model, None, opt,
                        torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), contextlib.nullcontext, 1)
         assert m["entropy"] == pytest.approx(expect, rel=1e-5), loss
+
+
+def test_lora_trains_adapters_only_and_kl_uses_the_adapter_free_model(tiny, tmp_path):
+    last = train(small_config(tiny, tmp_path, lora_r=4, beta=0.04, mu=2, steps=4, lr=1e-2), [exact],
+                 rows=toy_rows())
+    kls = [json.loads(l)["kl"] for l in open(tmp_path / "metrics.jsonl")]
+    assert kls[0] == 0.0  # step 1: the policy is still the reference (LoRA's B starts at 0)
+    assert last["kl"] > 1e-3  # after updates, KL to the adapter-free model is measured
+    from safetensors.torch import load_file
+
+    adapters = load_file(tmp_path / "checkpoint-4" / "adapter_model.safetensors")
+    assert adapters and all("lora_" in k for k in adapters)
+    assert any(v.abs().max() > 0 for k, v in adapters.items() if "lora_B" in k)
+    with pytest.raises(ValueError, match="resume is not supported with LoRA"):
+        train(small_config(tiny, tmp_path, lora_r=4, resume=True), [exact], rows=toy_rows())
