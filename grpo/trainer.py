@@ -197,6 +197,7 @@ def _preflight(funcs, weights, rows, cfg):
 def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     """Train config.model with GRPO on config.data (or `rows`); returns the last step's metrics."""
     funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
+    owned = not dist.is_initialized()  # a process group we start, we also end
     rank, world, device = setup_dist(config.device)
     cfg = config.resolved()
     cfg.validate(world)
@@ -278,6 +279,8 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
         plot_metrics(log.path, os.path.join(cfg.output_dir, "metrics.png"))
     if world > 1:
         dist.barrier()
+        if owned:  # leaving gloo's threads to die at interpreter exit can abort the process
+            dist.destroy_process_group()
     return metrics
 
 

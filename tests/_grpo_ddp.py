@@ -43,6 +43,9 @@ def main(out, loss, scale):
     if rank == 0:
         delta = torch.cat([(p.detach() - q).reshape(-1) for p, q in zip(model.parameters(), before)])
         torch.save(dict(delta=delta, metrics=metrics), out)
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -94,3 +94,20 @@ def test_resume_after_sigkill_gives_the_same_metrics(tmp_path):
     from safetensors.torch import load_file
     wa, wb = load_file(full / "checkpoint-40" / "model.safetensors"), load_file(killed / "checkpoint-40" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_ranks(tmp_path):
+    from grpo.tiny import save_tiny
+
+    save_tiny(tmp_path / "tiny", seed=0)
+    out = tmp_path / "ddp"
+    cfg = _config(tmp_path, tmp_path / "tiny", out)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "grpo", "train", cfg, "--steps", "4", "--eval-every", "2"]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = _metrics(out / "metrics.jsonl")
+    assert [x["step"] for x in m] == [0, 1, 2, 3, 4]  # rank 0 alone writes
+    assert all(x["completion_tokens"] > 0 for x in m[1:]) and "eval/pass@1" in m[-1]
+    assert os.path.exists(out / "checkpoint-4" / "rng-1.pt")
