@@ -66,7 +66,8 @@ def main(argv=None):
                 raw = yaml.safe_load(f) or {}
             if not isinstance(raw, dict):
                 raise ValueError(f"{args.config}: expected a mapping of config keys")
-        rewards = list(args.reward or raw.pop("rewards", None) or [])
+        rewards = args.reward or raw.pop("rewards", None) or []
+        rewards = [rewards] if isinstance(rewards, str) else list(rewards)
         raw.pop("rewards", None)
         cfg = config.load(None, {**raw, **{k: v for k, v in overrides.items() if v is not None}})
         if not rewards:

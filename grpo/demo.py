@@ -13,6 +13,7 @@ import time
 import torch
 
 from .config import Config
+from .model import _positions
 from .tiny import save_tiny
 from .trainer import train
 
@@ -52,7 +53,7 @@ def sft(path, rows, seed, steps, lr=3e-3, batch=128):
         ids[i, L - len(s):] = torch.tensor(s)
         labels[i, L - len(y) - 1:] = torch.tensor(y + [tok.eos_token_id])
     mask = (torch.arange(L)[None] >= L - torch.tensor([len(x) + len(y) + 1 for x, y in zip(q, a)])[:, None]).long()
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    pos = _positions(mask)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99))
     g = torch.Generator().manual_seed(seed)
     model.train()

@@ -52,13 +52,16 @@ class Prompts:
 
     def __init__(self, rows, seed, cursor=0):
         self.rows, self.seed, self.cursor = rows, seed, cursor
+        self._epoch, self._perm = None, None
 
     def take(self, n):
         out = []
         for _ in range(n):
             epoch, i = divmod(self.cursor, len(self.rows))
-            perm = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.seed + epoch))
-            out.append(self.rows[int(perm[i])])
+            if epoch != self._epoch:  # one permutation per epoch, derived from (seed, epoch) alone
+                g = torch.Generator().manual_seed(self.seed + epoch)
+                self._epoch, self._perm = epoch, torch.randperm(len(self.rows), generator=g).tolist()
+            out.append(self.rows[self._perm[i]])
             self.cursor += 1
         return out
 
@@ -124,7 +127,7 @@ def collate(groups, tok, cfg, device):
 # ---------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def evaluate(gen, tok, rows, funcs, weights, cfg, rank, world, device, chunk=128):
+def evaluate(gen, tok, rows, funcs, cfg, rank, world, device, chunk=128):
     """Greedy pass@1 and sampled mean@k over the held-out rows, split over ranks. A completion is
     correct when the first reward function gives it full marks (>= 1)."""
     mine = rows[rank::world]
@@ -245,10 +248,10 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
         if rng["cuda"] is not None:
             torch.cuda.set_rng_state(rng["cuda"])
 
-    log = _Logger(cfg, rank, start, [reward_name(f) for f in funcs])
+    log = _Logger(cfg, rank, start)
     if cfg.eval_every and start == 0:
         log.write(dict(step=0, **{"eval/" + k: v for k, v in
-                                  evaluate(gen, tok, eval_rows, funcs, weights, cfg, rank, world, device).items()}))
+                                  evaluate(gen, tok, eval_rows, funcs, cfg, rank, world, device).items()}))
     bar = _progress(cfg, rank, start)
     metrics = {}
     for step in range(start + 1, cfg.steps + 1):
@@ -265,7 +268,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
         metrics.update(step=step, time_rollout=t1 - t0, time_train=t2 - t1,
                        tokens_per_s=metrics["completion_tokens"] / (t2 - t0))
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
-            ev = evaluate(gen, tok, eval_rows, funcs, weights, cfg, rank, world, device)
+            ev = evaluate(gen, tok, eval_rows, funcs, cfg, rank, world, device)
             metrics.update({"eval/" + k: v for k, v in ev.items()})
         log.write(metrics, groups[:cfg.log_samples] if cfg.log_samples else ())
         bar.update(1)
@@ -355,7 +358,7 @@ class _Logger:
     """metrics.jsonl (one line per step, resumed runs drop lines past their checkpoint) and
     samples.jsonl, written by rank 0."""
 
-    def __init__(self, cfg, rank, start, names):
+    def __init__(self, cfg, rank, start):
         self.rank = rank
         self.path = os.path.join(cfg.output_dir, "metrics.jsonl")
         self.samples = os.path.join(cfg.output_dir, "samples.jsonl")
@@ -376,8 +379,7 @@ class _Logger:
             f.write(json.dumps(metrics) + "\n")
         with open(self.samples, "a") as f:
             for g in groups:
-                prompt = g["row"]
-                f.write(json.dumps(dict(step=metrics["step"], row=prompt, completion=g["texts"][0],
+                f.write(json.dumps(dict(step=metrics["step"], row=g["row"], completion=g["texts"][0],
                                         reward=float(g["total"][0]))) + "\n")
 
 
