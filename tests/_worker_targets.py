@@ -57,3 +57,14 @@ def run_pool_in_daemon(queue, env):
             queue.put(("ok", pool.call("add", 2, 3, timeout=10.0), pool.pids()))
     except BaseException as exc:  # report instead of dying silently
         queue.put(("err", repr(exc), []))
+
+
+def equivalent(pred, gold):
+    """Stands in for verifiers.equiv.equivalent: dies (as if SIGKILLed mid-check) the first time
+    in a run, marked by the file $RLVR_DIE_ONCE, or every time with $RLVR_DIE_ALWAYS set."""
+    marker = os.environ.get("RLVR_DIE_ONCE")
+    if os.environ.get("RLVR_DIE_ALWAYS") or (marker and not os.path.exists(marker)):
+        if marker:
+            open(marker, "w").close()
+        os._exit(9)
+    return True, "stub"

@@ -184,3 +184,17 @@ def test_works_inside_daemonic_multiprocessing_process(method):
     proc.join(10)
     assert (status, value) == ("ok", 5)
     assert pids and all(gone(pid) for pid in pids)
+
+
+def test_a_check_whose_worker_dies_is_rerun_once(tmp_path):
+    """A math check whose worker is killed mid-check (OOM killer, kill -9) is answered by a fresh
+    worker; a check that kills every worker it runs on is answered `crashed`, not retried forever."""
+    from verifiers.mathcheck import answers_equal
+    marker = tmp_path / "died"
+    with WorkerPool(TARGETS, size=1, env={**ENV, "RLVR_DIE_ONCE": str(marker)}) as p:
+        v = answers_equal(r"a_{17}+b_{17}", r"b_{17}+a_{17}", pool=p)
+        assert marker.exists()
+        assert v.correct and v.reason == "stub"
+    with WorkerPool(TARGETS, size=1, env={**ENV, "RLVR_DIE_ALWAYS": "1"}) as p:
+        v = answers_equal(r"a_{18}+b_{18}", r"b_{18}+a_{18}", pool=p)
+        assert not v.correct and v.reason == "crashed"

@@ -1,4 +1,4 @@
-"""`python -m verifiers math|code IN.jsonl -o OUT.jsonl [--workers N] ...`
+"""`python -m verifiers math|code IN.jsonl -o OUT.jsonl [--workers N] ...`, `python -m verifiers serve`
 
 math: each input line has `response` and `gold`; each output line is that object plus `reward`,
 `correct`, `pred` and `reason`.
@@ -127,8 +127,13 @@ def run_jsonl(args, make_scorer) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        from .server import main as serve
+        return serve(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m verifiers", description="rlvr verifiers")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("serve", help="serve rewards over HTTP (OpenRLHF's protocol and /score); serve --help")
     m = sub.add_parser("math", help="score math responses against gold answers (JSONL in, JSONL out)")
     c = sub.add_parser("code", help="run code responses against tests in the sandbox (JSONL in, JSONL out)")
     for p in (m, c):

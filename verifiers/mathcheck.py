@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -110,12 +111,19 @@ def _compare(pred: str, gold: str, timeout: float, pool: WorkerPool | None) -> V
     known = _VERDICTS.get((pred, g))
     if known is not None:
         return Verdict(known[0], pred, known[1])
+    deadline = time.monotonic() + timeout
     try:
-        ok, why = (pool or get_pool()).call("equivalent", pred, g, timeout=timeout)
+        try:
+            ok, why = (pool or get_pool()).call("equivalent", pred, g, timeout=timeout)
+        except WorkerCrashed:       # a worker killed from outside (OOM killer, kill -9): once more
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded from None
+            ok, why = (pool or get_pool()).call("equivalent", pred, g, timeout=left)
     except DeadlineExceeded:
         return Verdict(False, pred, "timeout")
     except WorkerCrashed:
-        return Verdict(False, pred, "crashed")       # e.g. the memory cap on a gigantic number
+        return Verdict(False, pred, "crashed")       # twice: e.g. the memory cap on a gigantic number
     except WorkerError as exc:
         return Verdict(False, pred, f"error: {exc}")
     if len(_VERDICTS) >= _VERDICTS_MAX:
