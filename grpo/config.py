@@ -59,6 +59,7 @@ class Config:
     lora_r: int = 0                    # >0: train LoRA adapters of this rank (needs peft)
     lora_alpha: int = 32
     lora_targets: str = "all-linear"
+    fsdp: bool = False                 # under torchrun: shard the policy over the ranks (FSDP2) instead of DDP
     threads: int = 0                   # torch CPU threads (0: torch's default)
 
     # logging, evaluation and checkpoints
@@ -118,6 +119,11 @@ class Config:
             errs.append(f"bf16 must be auto, true or false, got {self.bf16!r}")
         if not 0 <= self.eps_low < 1 or self.eps_high < 0:
             errs.append(f"need 0 <= eps_low < 1 and eps_high >= 0, got {self.eps_low}, {self.eps_high}")
+        if self.fsdp and world_size < 2:
+            errs.append("fsdp shards the model over torchrun's processes: run under torchrun with 2 or more, "
+                        "or drop fsdp")
+        if self.fsdp and self.lora_r:
+            errs.append("fsdp with LoRA is not supported: the adapters are small, use DDP (drop fsdp)")
         if errs:
             raise ValueError("bad config:\n  " + "\n  ".join(errs))
 

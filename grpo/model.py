@@ -1,11 +1,17 @@
 """Policy loading, completion log-probs in chunks, and generation behind a small interface."""
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 
-def load_policy(path, device="cpu", dtype=None, gradient_checkpointing=False, lora=None):
-    """Any AutoModelForCausalLM (local path or hub name) and its tokenizer, left padding for prompts."""
+def load_policy(path, device="cpu", dtype=None, gradient_checkpointing=False, lora=None, adapters=None):
+    """Any AutoModelForCausalLM (local path or hub name) and its tokenizer, left padding for prompts.
+
+    lora: LoraConfig arguments; the model gets fresh trainable adapters. adapters: a directory that a
+    LoRA run saved (adapter_model.safetensors, as peft's save_pretrained writes it); its weights
+    replace the fresh ones, so a run resumes with the adapters it had.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
 
@@ -25,6 +31,15 @@ def load_policy(path, device="cpu", dtype=None, gradient_checkpointing=False, lo
         from peft import LoraConfig, get_peft_model  # the `lora` extra
 
         model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+        if adapters:
+            import os
+
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            res = set_peft_model_state_dict(model, load_file(os.path.join(adapters, "adapter_model.safetensors")))
+            if res.unexpected_keys:
+                raise ValueError(f"{adapters}: adapters do not fit this LoRA config: {res.unexpected_keys[:3]}")
     return model, tok
 
 
@@ -131,10 +146,12 @@ class CachedSampler:
     """Sampling on the policy's own forward with a KV cache, each prompt prefilled once and its
     cache repeated for its n completions (the default: about twice as fast as `generate` on small
     models, where per-call overhead dominates). Same distribution as `generate`: softmax of
-    logits / T after top-k / top-p, stop at eos, pad after it."""
+    logits / T after top-k / top-p, stop at eos, pad after it.
 
-    def __init__(self, model, tok):
-        self.model, self.tok = model, tok
+    lockstep=True (FSDP: every forward is a collective) stops only when every rank is done."""
+
+    def __init__(self, model, tok, lockstep=False):
+        self.model, self.tok, self.lockstep = model, tok, lockstep
 
     def update(self, model):
         self.model = model
@@ -162,7 +179,7 @@ class CachedSampler:
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
             tokens.append(nxt)
             done = done | (nxt == eos)
-            if t == max_new_tokens - 1 or bool(done.all()):
+            if t == max_new_tokens - 1 or self._all_done(done):
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
             logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos + t,
@@ -170,12 +187,18 @@ class CachedSampler:
         c = torch.stack(tokens, 1)
         return F.pad(c, (0, max_new_tokens - c.shape[1]), value=pad)
 
+    def _all_done(self, done):
+        d = done.all().float()
+        if self.lockstep:
+            dist.all_reduce(d, op=dist.ReduceOp.MIN)
+        return bool(d)
+
 
 class HFGenerator:
-    """Sampling with transformers' `generate` (the default engine)."""
+    """Sampling with transformers' `generate`; lockstep=True: `synced_gpus`, for FSDP."""
 
-    def __init__(self, model, tok):
-        self.model, self.tok = model, tok
+    def __init__(self, model, tok, lockstep=False):
+        self.model, self.tok, self.lockstep = model, tok, lockstep
 
     def update(self, model):  # the policy is the same object: nothing to copy
         self.model = model
@@ -190,7 +213,8 @@ class HFGenerator:
         out = self.model.generate(input_ids=prompt_ids, attention_mask=prompt_mask,
                                   num_return_sequences=n, max_new_tokens=max_new_tokens,
                                   min_new_tokens=0, pad_token_id=self.tok.pad_token_id,
-                                  eos_token_id=self.tok.eos_token_id, use_cache=True, **kw)
+                                  eos_token_id=self.tok.eos_token_id, use_cache=True,
+                                  synced_gpus=self.lockstep, **kw)
         self.model.train(was_training)
         c = out[:, prompt_ids.shape[1]:]
         if c.shape[1] < max_new_tokens:  # every sequence stopped early

@@ -1,5 +1,6 @@
 """The GRPO loop: sample G completions per prompt, score them, group-relative advantages, clipped
-policy-gradient steps. One process or many under torchrun (DDP); each rank owns whole groups."""
+policy-gradient steps. One process or many under torchrun (DDP, or FSDP2 with `fsdp`); each rank
+owns whole groups."""
 import contextlib
 import copy
 import json
@@ -43,6 +44,27 @@ def all_sum(x, world):
     if world > 1:
         dist.all_reduce(t)
     return t if t.dim() else float(t)
+
+
+def shard(model, device="cpu"):
+    """FSDP2 over all ranks: each decoder layer (the classes in the model's _no_split_modules) is one
+    unit, the root holds the rest (embeddings, final norm, head). A model on the CPU moves to `device`
+    one unit at a time, as shards. The root's parameters stay gathered after its
+    forward (FSDP2's default for the root) until the backward; that is what lets CompletionLogProbs
+    apply the head outside the model's forward. Every forward is then a collective: all ranks must
+    call it equally often (the samplers' `lockstep`)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(torch.device(device).type, (dist.get_world_size(),))
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    layers = [m for m in model.modules() if type(m).__name__ in names]
+    if not layers:
+        raise ValueError(f"fsdp: {type(model).__name__} names no decoder layer classes (_no_split_modules)")
+    for m in layers:
+        fully_shard(m, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
 
 
 # ---------------------------------------------------------------- rollouts
@@ -95,7 +117,7 @@ def rollout(gen, tok, stream, funcs, weights, cfg, rank, world, device):
     while True:
         rows = stream.take(need * world)[rank * need:(rank + 1) * need]
         rounds += 1
-        if len(kept) < need:
+        if len(kept) < need or cfg.fsdp:  # under FSDP every rank generates in every round (lockstep)
             c_ids, c_mask, trunc, texts = generate(gen, tok, rows, cfg, device, G)
             prompts, completions, cols = reward_inputs(rows, texts, G, cfg.prompt_column)
             ids = [row[:int(m.sum())] for row, m in zip(c_ids.tolist(), c_mask)]  # as TRL: up to eos
@@ -129,33 +151,79 @@ def collate(groups, tok, cfg, device):
 @torch.no_grad()
 def evaluate(gen, tok, rows, funcs, cfg, rank, world, device, chunk=128):
     """Greedy pass@1 and sampled mean@k over the held-out rows, split over ranks. A completion is
-    correct when the first reward function gives it full marks (>= 1)."""
+    correct when the first reward function gives it full marks (>= 1). Under FSDP every rank runs
+    as many chunks as the others: a rank one row short runs a padding row, not counted."""
     mine = rows[rank::world]
+    n_mine = len(mine)
+    if cfg.fsdp:
+        mine += rows[:-(-len(rows) // world) - n_mine]
     sums = torch.zeros(3)
     for s in range(0, len(mine), chunk):
         part = mine[s:s + chunk]
+        real = max(0, min(len(part), n_mine - s))
         for j, (n, greedy) in enumerate([(1, True), (cfg.eval_k, False)]):
             _, _, _, texts = generate(gen, tok, part, cfg, device, n, greedy)
             prompts, completions, cols = reward_inputs(part, texts, n, cfg.prompt_column)
             table, _ = score(funcs[:1], [1.0], prompts, completions, [[]] * len(texts), cols)
-            sums[j] += float((table[:, 0] >= 1).float().sum()) / n
-    sums[2] = len(mine)
+            sums[j] += float((table[:, 0] >= 1).float().reshape(len(part), n)[:real].sum()) / n
+    sums[2] = n_mine
     a, b, n = all_sum(sums, world).tolist()
     return {"pass@1": a / n, f"mean@{cfg.eval_k}": b / n}
 
 
 # ---------------------------------------------------------------- checkpoints
 
+def _param_names(model, opt):
+    """The optimizer's parameters by name, in the order opt.state_dict() numbers them."""
+    name = {p: n for n, p in model.named_parameters()}
+    return [name[p] for g in opt.param_groups for p in g["params"]]
+
+
+def opt_state(model, opt, fsdp):
+    """opt.state_dict(); under FSDP gathered from the shards into the same format (states keyed by
+    parameter number, full tensors), on rank 0 only (a collective: every rank calls it)."""
+    if not fsdp:
+        return opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    sd = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    index = {n: i for i, n in enumerate(_param_names(model, opt))}
+    return dict(state={index[n]: v for n, v in sd["state"].items()},
+                param_groups=[{**g, "params": [index[n] for n in g["params"]]} for g in sd["param_groups"]]) if sd else {}
+
+
+def load_opt_state(model, opt, sd, fsdp):
+    """The inverse of opt_state: every rank reads the full state and keeps its shard."""
+    if not fsdp:
+        return opt.load_state_dict(sd)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    names = _param_names(model, opt)
+    sd = dict(state={names[i]: v for i, v in sd["state"].items()},
+              param_groups=[{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]])
+    set_optimizer_state_dict(model, opt, sd, options=StateDictOptions(full_state_dict=True))
+
+
 def save_checkpoint(cfg, step, model, tok, opt, sched, stream, rank, world):
+    """checkpoint-N/: the model as save_pretrained writes it (a LoRA run: the adapters only, see
+    `train`), the tokenizer, trainer_state.pt (optimizer, scheduler, step, data cursor) and each
+    rank's RNG state. The same files with or without FSDP (rank 0 writes the gathered weights)."""
     path = os.path.join(cfg.output_dir, f"checkpoint-{step}")
     tmp = path + ".tmp"
+    weights = None
+    if cfg.fsdp:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        tied = {n for n, _ in model.named_parameters(remove_duplicate=False)} - {n for n, _ in model.named_parameters()}
+        weights = {k: v for k, v in weights.items() if k not in tied}  # as save_pretrained drops tied copies
+    state = dict(step=step, opt=opt_state(model, opt, cfg.fsdp), sched=sched.state_dict(), cursor=stream.cursor)
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
-        getattr(model, "module", model).save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=weights)
         tok.save_pretrained(tmp)
-        torch.save(dict(step=step, opt=opt.state_dict(), sched=sched.state_dict(), cursor=stream.cursor),
-                   os.path.join(tmp, "trainer_state.pt"))
+        torch.save(state, os.path.join(tmp, "trainer_state.pt"))
     if world > 1:
         dist.barrier()
     rng = dict(cpu=torch.get_rng_state(), cuda=torch.cuda.get_rng_state() if torch.cuda.is_available() else None)
@@ -198,7 +266,13 @@ def _preflight(funcs, weights, rows, cfg):
 
 
 def train(config: Config, reward_funcs, rows=None, eval_rows=None):
-    """Train config.model with GRPO on config.data (or `rows`); returns the last step's metrics."""
+    """Train config.model with GRPO on config.data (or `rows`); returns the last step's metrics.
+
+    Each checkpoint-N/ (and the last one is the final model) loads with from_pretrained. A LoRA run
+    saves its adapters only, unmerged (peft's save_pretrained: adapter_model.safetensors and
+    adapter_config.json, whose base_model_name_or_path is config.model): load them with
+    peft.AutoPeftModelForCausalLM.from_pretrained(checkpoint), and .merge_and_unload() for a plain
+    model. `resume` works the same with and without LoRA and FSDP."""
     funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
     owned = not dist.is_initialized()  # a process group we start, we also end
     rank, world, device = setup_dist(config.device)
@@ -218,29 +292,35 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
-    if cfg.resume and cfg.lora_r:
-        raise ValueError("resume is not supported with LoRA yet (checkpoints hold the adapters only)")
     ckpt = latest_checkpoint(cfg.output_dir) if cfg.resume else None
     lora = dict(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_targets) if cfg.lora_r else None
-    model, tok = load_policy(ckpt or cfg.model, device, None, cfg.gradient_checkpointing, lora)
+    at = torch.device("cpu") if cfg.fsdp else device  # FSDP: to the device shard by shard (see shard)
+    if lora:  # the checkpoint holds the adapters: the base model, then its adapters
+        model, tok = load_policy(cfg.model, at, None, cfg.gradient_checkpointing, lora, adapters=ckpt)
+    else:
+        model, tok = load_policy(ckpt or cfg.model, at, None, cfg.gradient_checkpointing)
     check_logprobs(model, tok)
     bf16 = cfg.bf16 in (True, "true") or (cfg.bf16 == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     ref = None
     if cfg.beta:
         ref = model if lora else copy.deepcopy(model).eval().requires_grad_(False)
+    if cfg.fsdp:
+        shard(model, device)
+        if ref is not None:
+            shard(ref, device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     logp_of = CompletionLogProbs(model, cfg.temperature, cfg.logprob_chunk,
                                 cfg.shared_prompt and not cfg.gradient_checkpointing)
-    if world > 1:
+    if world > 1 and not cfg.fsdp:
         logp_of = torch.nn.parallel.DistributedDataParallel(logp_of, device_ids=[device.index] if device.type == "cuda" else None)
-    gen = GENERATORS[cfg.generator](model, tok)
+    gen = GENERATORS[cfg.generator](model, tok, lockstep=cfg.fsdp)
     stream, start = Prompts(rows, cfg.seed), 0
     if ckpt:
         st = torch.load(os.path.join(ckpt, "trainer_state.pt"), weights_only=True)
-        opt.load_state_dict(st["opt"])
+        load_opt_state(model, opt, st["opt"], cfg.fsdp)
         sched.load_state_dict(st["sched"])
         stream.cursor, start = st["cursor"], st["step"]
         rng = torch.load(os.path.join(ckpt, f"rng-{rank}.pt"), weights_only=True)
@@ -316,7 +396,7 @@ def train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world):
     sums = torch.zeros(4, dtype=torch.float64)  # loss, then token means of clipped, kl, entropy
     for it in range(cfg.mu):
         for k, (g, c) in enumerate(chunks):
-            sync = k == len(chunks) - 1 or world == 1
+            sync = k == len(chunks) - 1 or not hasattr(logp_of, "no_sync")  # FSDP: reduce-scatter each micro-batch
             with (contextlib.nullcontext() if sync else logp_of.no_sync()):
                 with autocast():
                     lp, ent = logp_of(b["p_ids"][g], b["p_mask"][g], b["c_ids"][c], b["c_mask"][c])
@@ -324,11 +404,12 @@ def train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world):
                 rl = ref_lp[k][0] if ref_lp else None
                 l, clipped = algo.policy_loss(lp, old_lp, adv[c], cfg.eps_low, cfg.eps_high, rl, cfg.beta)
                 loss = (w[c] * l).sum()
-                (loss * world).backward()  # DDP averages over ranks; the weights already divide by the global count
+                (loss * world).backward()  # DDP and FSDP average over ranks; the weights divide by the global count
             if it == 0:
                 kl = algo.kl_k3(lp.detach(), rl).mul(tm[c]).sum() if rl is not None else torch.tensor(0.0)
                 sums += torch.stack([loss.detach(), (clipped * tm[c]).sum(), kl, (ent * tm[c]).sum()]).double().cpu()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        gnorm = gnorm.full_tensor() if hasattr(gnorm, "full_tensor") else gnorm  # FSDP: a DTensor
         opt.step()
         opt.zero_grad(set_to_none=True)
     lr = sched.get_last_lr()[0]

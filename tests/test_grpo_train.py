@@ -182,6 +182,8 @@ def _never_loaded(tmp_path, **kw):
     (dict(micro_batch_size=6), "micro_batch_size 6 must be a multiple of group_size 4"),
     (dict(loss="ppo"), "loss must be one of"),
     (dict(temperature=0.0), "temperature must be > 0"),
+    (dict(fsdp=True), "fsdp shards the model over torchrun's processes"),
+    (dict(fsdp=True, lora_r=4), "fsdp with LoRA is not supported"),
 ])
 def test_bad_configs_are_rejected_with_a_message(tmp_path, kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -241,16 +243,36 @@ def test_entropy_and_clip_metrics_are_token_means_whatever_the_loss(tiny):
         assert m["entropy"] == pytest.approx(expect, rel=1e-5), loss
 
 
-def test_lora_trains_adapters_only_and_kl_uses_the_adapter_free_model(tiny, tmp_path):
-    last = train(small_config(tiny, tmp_path, lora_r=4, beta=0.04, mu=2, steps=4, lr=1e-2), [exact],
-                 rows=toy_rows())
-    kls = [json.loads(l)["kl"] for l in open(tmp_path / "metrics.jsonl")]
+def _steps(path):
+    drop = ("time_rollout", "time_train", "tokens_per_s")
+    return [{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(path)]
+
+
+def test_lora_trains_adapters_only_resumes_exactly_and_loads(tiny, tmp_path):
+    cfg = dict(lora_r=4, beta=0.04, mu=2, lr=1e-2, save_every=2)
+    last = train(small_config(tiny, tmp_path / "full", steps=4, **cfg), [exact], rows=toy_rows())
+    kls = [json.loads(l)["kl"] for l in open(tmp_path / "full" / "metrics.jsonl")]
     assert kls[0] == 0.0  # step 1: the policy is still the reference (LoRA's B starts at 0)
     assert last["kl"] > 1e-3  # after updates, KL to the adapter-free model is measured
     from safetensors.torch import load_file
 
-    adapters = load_file(tmp_path / "checkpoint-4" / "adapter_model.safetensors")
+    adapters = load_file(tmp_path / "full" / "checkpoint-4" / "adapter_model.safetensors")
     assert adapters and all("lora_" in k for k in adapters)
     assert any(v.abs().max() > 0 for k, v in adapters.items() if "lora_B" in k)
-    with pytest.raises(ValueError, match="resume is not supported with LoRA"):
-        train(small_config(tiny, tmp_path, lora_r=4, resume=True), [exact], rows=toy_rows())
+    # stopped after the step-2 checkpoint, resumed: the same metrics and adapters, bit for bit
+    train(small_config(tiny, tmp_path / "cut", steps=2, **cfg), [exact], rows=toy_rows())
+    train(small_config(tiny, tmp_path / "cut", steps=4, resume=True, **cfg), [exact], rows=toy_rows())
+    assert _steps(tmp_path / "full" / "metrics.jsonl") == _steps(tmp_path / "cut" / "metrics.jsonl")
+    resumed = load_file(tmp_path / "cut" / "checkpoint-4" / "adapter_model.safetensors")
+    assert all(torch.equal(adapters[k], resumed[k]) for k in adapters)
+    # the saved adapters load on their base model (the path in adapter_config.json)
+    from peft import AutoPeftModelForCausalLM
+
+    model = AutoPeftModelForCausalLM.from_pretrained(str(tmp_path / "full" / "checkpoint-4"))
+    _, tok = load_policy(str(tmp_path / "full" / "checkpoint-4"))
+    ids = torch.tensor([[5, 6, 7]])
+    fresh = load_policy(str(tiny))[0]
+    with torch.no_grad():
+        assert not torch.allclose(model(input_ids=ids).logits, fresh(input_ids=ids).logits)
+        merged = model.merge_and_unload()
+        assert torch.allclose(merged(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-5)
