@@ -1,5 +1,6 @@
 """python -m grpo train CONFIG.yaml [--flag value ...] | python -m grpo demo [...]"""
 import argparse
+import gc
 import importlib
 import importlib.util
 import sys
@@ -73,6 +74,7 @@ def main(argv=None):
         if not rewards:
             raise ValueError("no reward function: pass --reward module:function or list them under `rewards:`")
         train(cfg, _reward_funcs(rewards))
+        gc.collect()  # FSDP's cyclic state holds gloo work: free it now, not in interpreter teardown
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

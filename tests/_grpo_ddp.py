@@ -2,6 +2,7 @@
 FSDP2 when argv[4] is "fsdp"); rank 0 saves the parameter update (SGD, lr 1, no clipping: minus the
 gradient) to argv[1]."""
 import contextlib
+import gc
 import sys
 
 import torch
@@ -54,3 +55,4 @@ def main(out, loss, scale, mode="ddp"):
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    gc.collect()  # free FSDP's cyclic state (which holds gloo work) now, not during interpreter teardown
