@@ -47,7 +47,8 @@ def _token_logp(head, hidden, targets, temperature, chunk):
     """log softmax(head(h) / T)[target] and the entropy, for hidden [N, T, H], `chunk` positions at a time.
 
     Each chunk's logits are recomputed in backward (activation checkpointing), so at most
-    [N, chunk, vocab] logits exist at once, never [N, T, vocab].
+    [N, chunk, vocab] logits exist at once, never [N, T, vocab]. A vocabulary no larger than the
+    hidden size (tiny test models) makes logits no bigger than the hidden states: one piece, kept.
     """
     def piece(h, y):
         logp = (head(h).float() / temperature).log_softmax(-1)
@@ -55,6 +56,8 @@ def _token_logp(head, hidden, targets, temperature, chunk):
             entropy = -(logp.exp() * logp).sum(-1)
         return torch.gather(logp, -1, y.unsqueeze(-1)).squeeze(-1), entropy
 
+    if head.weight.shape[0] <= hidden.shape[-1]:  # vocab <= hidden size: logits no bigger than hidden
+        return piece(hidden, targets)
     out = []
     for s in range(0, hidden.shape[1], chunk):
         h, y = hidden[:, s:s + chunk], targets[:, s:s + chunk]
