@@ -37,6 +37,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(*flags, stderr=None) -> tuple[subprocess.Popen, str]:
+    """`python -m verifiers serve` on a free loopback port: (process, base URL) once /health
+    answers; RuntimeError if it exits or does not answer within 30 s."""
+    import httpx
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "verifiers", "serve", "--port", str(port), *flags],
+                            cwd=ROOT, stderr=stderr, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}: "
+                               f"{proc.stderr.read() if proc.stderr else ''}")
+    proc.kill()
+    raise RuntimeError("the server did not answer /health within 30 s")
+
+
+def stop_server(proc: subprocess.Popen) -> bool:
+    """SIGINT (uvicorn's graceful stop); True if it exited within 20 s, else it is killed."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return False
+
+
 def make_rows(n: int) -> list[tuple[str, str, str, float]]:
     """n (query, prompt, label, expected reward) rows; every other row is a fresh symbolic pair."""
     sys.path.insert(0, str(ROOT))
@@ -102,29 +134,16 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     rows = make_rows(args.requests * args.rows)
     batches = [rows[i * args.rows:(i + 1) * args.rows] for i in range(args.requests)]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "verifiers", "serve", "--port", str(port),
-                               "--workers", str(args.workers)], cwd=ROOT)
     try:
-        import httpx
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if server.poll() is not None:
-                sys.exit(f"error: the server exited with {server.returncode}")
+        server, base = start_server("--workers", str(args.workers))
+    except RuntimeError as exc:
+        sys.exit(f"error: {exc}")
+    try:
         secs, lat, errors, wrong, killed = asyncio.run(load(
             base + "/get_reward", batches, args.clients, args.requests // 2 if args.kill_worker else None,
             base + "/health"))
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     lat.sort()
     pct = lambda q: round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
     out = {"requests": args.requests, "rows": args.requests * args.rows, "clients": args.clients,

@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 
 from verifiers.rewards import format_reward, language_consistency, length_penalty, overlong_penalty
-from verifiers.tasks import code_spec, score, score_many
+from verifiers.mathcheck import DEFAULT_TIMEOUT
+from verifiers.tasks import CODE_TIMEOUT, code_spec, score, score_many
 
 __all__ = ["MathReward", "CodeReward", "FormatReward", "LanguageReward", "OverlongReward",
            "LengthReward", "compute_score", "compute_score_batch", "reward_func", "score_queries",
@@ -98,7 +99,7 @@ class MathReward(_TRLReward):
     the gold is None (a row of another task)."""
 
     def __init__(self, column: str = "answer", *, name: str = "math", fallback: bool = False,
-                 timeout: float = 5.0, threads: int | None = None):
+                 timeout: float = DEFAULT_TIMEOUT, threads: int | None = None):
         super().__init__(name)
         self.columns, self.kw = (column,), {"fallback": fallback, "timeout": timeout, "threads": threads}
 
@@ -116,7 +117,7 @@ class CodeReward(_TRLReward):
     """
 
     def __init__(self, column: str = "tests", *, name: str = "code", partial: bool = False,
-                 backend=None, timeout: float = 10.0, threads: int | None = None):
+                 backend=None, timeout: float = CODE_TIMEOUT, threads: int | None = None):
         super().__init__(name)
         self.columns = (column,)
         self.kw = {"partial": partial, "backend": backend, "code_timeout": timeout, "threads": threads}
@@ -180,7 +181,7 @@ class LengthReward(_TRLReward):
     from the math gold in `column`. TRL may split a prompt's group across processes: the group is
     the completions of that prompt that one call sees."""
 
-    def __init__(self, column: str = "answer", *, name: str = "length", timeout: float = 5.0):
+    def __init__(self, column: str = "answer", *, name: str = "length", timeout: float = DEFAULT_TIMEOUT):
         super().__init__(name)
         self.columns, self.timeout = (column,), timeout
 

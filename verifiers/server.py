@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from verifiers.adapters import openrlhf_answer, openrlhf_responses
 from verifiers.mathcheck import DEFAULT_TIMEOUT, get_pool, shutdown_pool
-from verifiers.tasks import TASKS, score, task_of
+from verifiers.tasks import CODE_TIMEOUT, TASKS, check_labels, score
 
 MAX_BYTES = 32 << 20          # request body
 MAX_ROWS = 8192               # rows per request
@@ -38,7 +39,7 @@ class BadRequest(ValueError):
         self.status = status
 
 
-def _str_list(body: dict, key: str) -> list:
+def _list(body: dict, key: str) -> list:
     if key not in body:
         raise BadRequest(f"missing {key!r}")
     v = body[key]
@@ -49,7 +50,7 @@ def _str_list(body: dict, key: str) -> list:
 
 def parse_openrlhf(body: dict) -> tuple[list[str], list, list]:
     """(responses, labels, tasks) from OpenRLHF's {"query", "prompts", "labels"}."""
-    queries, prompts, labels = (_str_list(body, k) for k in ("query", "prompts", "labels"))
+    queries, prompts, labels = (_list(body, k) for k in ("query", "prompts", "labels"))
     try:
         return openrlhf_responses(queries, prompts, labels), labels, [None] * len(labels)
     except ValueError as exc:
@@ -58,7 +59,7 @@ def parse_openrlhf(body: dict) -> tuple[list[str], list, list]:
 
 def parse_items(body: dict) -> tuple[list[str], list, list]:
     """(responses, labels, tasks) from {"items": [{"response", "label", "task"?}]}."""
-    items = _str_list(body, "items")
+    items = _list(body, "items")
     responses, labels, tasks = [], [], []
     for i, it in enumerate(items):
         if not isinstance(it, dict):
@@ -77,7 +78,7 @@ def parse_items(body: dict) -> tuple[list[str], list, list]:
 
 
 def create_app(*, workers: int = 2, threads: int = 64, timeout: float = DEFAULT_TIMEOUT,
-               code_timeout: float = 10.0, sandbox: str | None = None, partial: bool = False,
+               code_timeout: float = CODE_TIMEOUT, sandbox: str | None = None, partial: bool = False,
                max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROWS):
     """The ASGI app. workers: pre-warmed math checker processes; threads: rows scored at once."""
     from starlette.applications import Starlette
@@ -87,19 +88,9 @@ def create_app(*, workers: int = 2, threads: int = 64, timeout: float = DEFAULT_
 
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score")
     counts = {"served": 0, "failed": 0}
-    backend = {}
-
-    def sandbox_backend():
-        if "b" not in backend:
-            import sandbox as sb
-            backend["b"] = sb.get_backend(sandbox)
-        return backend["b"]
-
-    def score_row(response, label, task):
-        if task_of(label, task) == "code":
-            return score(response, label, task="code", partial=partial, code_timeout=code_timeout,
-                         backend=sandbox_backend())
-        return score(response, label, task="math", timeout=timeout)
+    # a code row gets the sandbox's shared backend of that name, started on the first code row
+    score_row = functools.partial(score, timeout=timeout, partial=partial, code_timeout=code_timeout,
+                                  backend=sandbox)
 
     async def read_json(request) -> dict:
         size = request.headers.get("content-length")
@@ -123,13 +114,12 @@ def create_app(*, workers: int = 2, threads: int = 64, timeout: float = DEFAULT_
         responses, labels, tasks = parse(await read_json(request))
         if len(responses) > max_rows:
             raise BadRequest(f"{len(responses)} rows is over the limit of {max_rows} per request", 413)
-        for i, (label, task) in enumerate(zip(labels, tasks)):
-            try:
-                task_of(label, task)
-            except ValueError as exc:
-                raise BadRequest(f"label {i}: {exc}") from None
+        try:
+            check_labels(labels, tasks)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
         loop = asyncio.get_running_loop()
-        futures = [loop.run_in_executor(executor, score_row, r, lab, t)
+        futures = [loop.run_in_executor(executor, functools.partial(score_row, r, lab, task=t))
                    for r, lab, t in zip(responses, labels, tasks)]
         try:
             return await asyncio.gather(*futures)
@@ -178,7 +168,7 @@ def main(argv=None) -> int:
                     help="pre-warmed math checker processes (default: cores)")
     ap.add_argument("--threads", type=int, default=64, help="rows scored at once (default: %(default)s)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per math check")
-    ap.add_argument("--code-timeout", type=float, default=10.0, help="seconds per test program")
+    ap.add_argument("--code-timeout", type=float, default=CODE_TIMEOUT, help="seconds per test program")
     ap.add_argument("--sandbox", choices=("docker", "local"), default=None,
                     help="sandbox backend for code labels (default: docker when an engine answers)")
     ap.add_argument("--partial", action="store_true", help="code: reward the fraction of tests passed")

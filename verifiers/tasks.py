@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from verifiers.mathcheck import DEFAULT_TIMEOUT, check
 
-__all__ = ["TASKS", "code_spec", "task_of", "score", "score_many"]
+__all__ = ["TASKS", "CODE_TIMEOUT", "code_spec", "task_of", "check_labels", "score", "score_many"]
 
 TASKS = ("math", "code")
 _CODE_KEYS = ("tests", "io", "call")
@@ -67,9 +67,8 @@ def _text(x) -> str:
     return "\n".join(map(str, x)) + "\n" if isinstance(x, list) else str(x)
 
 
-def task_of(label, task: str | None = None) -> str:
-    """"code" when the label is a code spec, else "math"; `task` forces one. Raises ValueError
-    for a label that fits neither (a math label is a str or a number)."""
+def _route(label, task: str | None) -> tuple[str, dict | None]:
+    """(task, code spec or None) for a label; ValueError for a label that fits neither."""
     spec = code_spec(label)
     if task not in (None, *TASKS):
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
@@ -79,7 +78,22 @@ def task_of(label, task: str | None = None) -> str:
     if task == "math" and (isinstance(label, bool) or not isinstance(label, (str, int, float))):
         raise ValueError(f"a math label must be a str or a number, got {type(label).__name__}: "
                          f"{str(label)[:80]}")
-    return task
+    return task, spec
+
+
+def task_of(label, task: str | None = None) -> str:
+    """"code" when the label is a code spec, else "math"; `task` forces one. Raises ValueError
+    for a label that fits neither (a math label is a str or a number)."""
+    return _route(label, task)[0]
+
+
+def check_labels(labels, tasks) -> None:
+    """Every label routes (see task_of), or ValueError naming the first row that does not."""
+    for i, (label, task) in enumerate(zip(labels, tasks)):
+        try:
+            _route(label, task)
+        except ValueError as exc:
+            raise ValueError(f"label {i}: {exc}") from None
 
 
 def _math(response: str, label, timeout: float, fallback: bool) -> dict:
@@ -104,13 +118,14 @@ def score(response: str, label, *, task: str | None = None, timeout: float = DEF
 
     timeout: seconds for a math check; code_timeout: seconds per test program; partial: reward
     the fraction of tests passed; backend: the sandbox backend (default: Docker when an engine
-    answers, else the local one).
+    answers, else the local one; or its name, "docker" / "local").
     """
     if not isinstance(response, str):
         raise ValueError(f"response must be a str, got {type(response).__name__}")
-    if task_of(label, task) == "math":
+    task, spec = _route(label, task)
+    if task == "math":
         return _math(response, label, timeout, fallback)
-    return _code(response, code_spec(label), partial, backend, code_timeout)
+    return _code(response, spec, partial, backend, code_timeout)
 
 
 def score_many(responses, labels, tasks=None, *, threads: int | None = None, **kwargs) -> list[dict]:
@@ -122,11 +137,7 @@ def score_many(responses, labels, tasks=None, *, threads: int | None = None, **k
     for i, r in enumerate(responses):
         if not isinstance(r, str):
             raise ValueError(f"response {i} must be a str, got {type(r).__name__}")
-    for i, (label, task) in enumerate(zip(labels, tasks)):
-        try:
-            task_of(label, task)
-        except ValueError as exc:
-            raise ValueError(f"label {i}: {exc}") from None
+    check_labels(labels, tasks)
     if len(responses) <= 1:
         return [score(r, lab, task=t, **kwargs) for r, lab, t in zip(responses, labels, tasks)]
     with ThreadPoolExecutor(max_workers=threads or max(4, 2 * (os.cpu_count() or 1))) as ex:
