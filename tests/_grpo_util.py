@@ -24,6 +24,12 @@ def exact(prompts, completions, answer, **kwargs):
     return [1.0 if c == a else 0.5 if c[:1] == a[:1] else 0.0 for c, a in zip(completions, answer)]
 
 
+def metric_steps(path):
+    """metrics.jsonl without its wall-clock fields: equal for equal runs."""
+    drop = ("time_rollout", "time_train", "tokens_per_s")
+    return [{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(path)]
+
+
 def small_config(model_dir, out_dir, **kw):
     from grpo import Config
 

@@ -12,7 +12,7 @@ from grpo.model import CachedSampler, CompletionLogProbs, HFGenerator, _filter, 
 from grpo.tiny import save_tiny
 from grpo.trainer import collate, rollout, Prompts, train_step
 
-from _grpo_util import exact, small_config, toy_rows
+from _grpo_util import exact, metric_steps, small_config, toy_rows
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +191,15 @@ def test_bad_configs_are_rejected_with_a_message(tmp_path, kw, msg):
     assert not os.path.exists(tmp_path / "out")
 
 
+def test_vllm_generator_without_vllm_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else find(name, *a))
+    with pytest.raises(ValueError, match=r"generator vllm needs vLLM: pip install 'rlvr\[vllm\]'"):
+        train(_never_loaded(tmp_path, generator="vllm"), [exact], rows=toy_rows())
+
+
 def test_reward_of_the_wrong_length_is_rejected_before_loading(tmp_path):
     def short(prompts, completions, **kw):
         return [0.0]
@@ -243,11 +252,6 @@ def test_entropy_and_clip_metrics_are_token_means_whatever_the_loss(tiny):
         assert m["entropy"] == pytest.approx(expect, rel=1e-5), loss
 
 
-def _steps(path):
-    drop = ("time_rollout", "time_train", "tokens_per_s")
-    return [{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(path)]
-
-
 def test_lora_trains_adapters_only_resumes_exactly_and_loads(tiny, tmp_path):
     cfg = dict(lora_r=4, beta=0.04, mu=2, lr=1e-2, save_every=2)
     last = train(small_config(tiny, tmp_path / "full", steps=4, **cfg), [exact], rows=toy_rows())
@@ -262,7 +266,7 @@ def test_lora_trains_adapters_only_resumes_exactly_and_loads(tiny, tmp_path):
     # stopped after the step-2 checkpoint, resumed: the same metrics and adapters, bit for bit
     train(small_config(tiny, tmp_path / "cut", steps=2, **cfg), [exact], rows=toy_rows())
     train(small_config(tiny, tmp_path / "cut", steps=4, resume=True, **cfg), [exact], rows=toy_rows())
-    assert _steps(tmp_path / "full" / "metrics.jsonl") == _steps(tmp_path / "cut" / "metrics.jsonl")
+    assert metric_steps(tmp_path / "full" / "metrics.jsonl") == metric_steps(tmp_path / "cut" / "metrics.jsonl")
     resumed = load_file(tmp_path / "cut" / "checkpoint-4" / "adapter_model.safetensors")
     assert all(torch.equal(adapters[k], resumed[k]) for k in adapters)
     # the saved adapters load on their base model (the path in adapter_config.json)

