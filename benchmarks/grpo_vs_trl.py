@@ -5,6 +5,7 @@ same model, data, reward, group size, batch, generation length and optimizer.
     python benchmarks/grpo_vs_trl.py                        # tiny ~1M-param Llama on CPU, 10 + 200 steps
     python benchmarks/grpo_vs_trl.py --steps 40 --warmup 5 --threads 1   # steadier on a busy CPU
     python benchmarks/grpo_vs_trl.py --device cuda --model /path/to/Qwen2.5-0.5B --max-new-tokens 64
+    .venv-vllm/bin/python benchmarks/grpo_vs_trl.py --vllm   # both sample with a colocated vLLM engine
 
 Each trainer runs in its own fresh subprocess (this script with --run rlvr|trl), one after the other,
 so peak RSS (ru_maxrss of the child: imports, model, optimizer, everything) is per trainer and the
@@ -52,6 +53,10 @@ Differences that remain (not removable from the outside):
 - Per-step bookkeeping differs: ours appends one metrics.jsonl line per step (no samples, no plot,
   no progress bar); TRL logs every step (logging_steps=1) into its in-memory log history, its
   console printer removed. Ours saves a checkpoint after the last step: outside the timed window.
+- --vllm: both sample with a vLLM engine in the trainer's process (ours generator "vllm", TRL
+  use_vllm with vllm_mode "colocate"), each given --vllm-memory of the GPU (on CPU, of RAM); both
+  copy the new weights into it after every optimizer step. Needs vLLM and TRL in one environment
+  (.venv-vllm plus `pip install trl`); the default comparison above uses neither.
 - --device cuda: bf16 autocast on both (ours bf16="true", TRL bf16=True, fp32 master weights on
   both); ours also autocasts generation, TRL generates in the weights' dtype (fp32). The CUDA path
   is UNTESTED here (written on a CPU-only machine).
@@ -92,7 +97,8 @@ def run_rlvr(a, rows, out):
                  temperature=1.0, top_p=1.0, top_k=0, steps=a.warmup + a.steps, lr=a.lr, lr_schedule="constant",
                  warmup_steps=0, weight_decay=0.0, adam_betas=(0.9, 0.99), max_grad_norm=1.0,
                  bf16="true" if cuda else "false", gradient_checkpointing=False, threads=a.threads,
-                 log_samples=0, plot=False, progress=False)
+                 log_samples=0, plot=False, progress=False, generator="vllm" if a.vllm else "cached",
+                 vllm_memory=a.vllm_memory)
     train(cfg, [correct], rows=rows)
     m = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))][a.warmup:a.warmup + a.steps]
     tokens = sum(r["completion_tokens"] for r in m)
@@ -125,7 +131,8 @@ def run_trl(a, rows, out):
                       num_iterations=1, epsilon=0.2, epsilon_high=0.2, mask_truncated_completions=False,
                       learning_rate=a.lr, optim="adamw_torch", adam_beta1=0.9, adam_beta2=0.99, adam_epsilon=1e-8,
                       weight_decay=0.0, lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0,
-                      bf16=cuda, use_cpu=not cuda, gradient_checkpointing=False, use_vllm=False,
+                      bf16=cuda, use_cpu=not cuda, gradient_checkpointing=False, use_vllm=a.vllm,
+                      vllm_mode="colocate", vllm_gpu_memory_utilization=a.vllm_memory,
                       model_init_kwargs={"dtype": "float32"}, report_to="none", logging_steps=1,
                       save_strategy="no", disable_tqdm=True, log_completions=False, dataloader_num_workers=0)
     tok = AutoTokenizer.from_pretrained(a.model, padding_side="left", truncation_side="left")
@@ -174,8 +181,9 @@ def parent(a):
         for name in ("rlvr", "trl"):  # sequentially, each in a fresh process
             argv = [sys.executable, os.path.abspath(__file__), "--run", name, "--model", a.model]
             for k in ("device", "steps", "warmup", "threads", "loss", "lr", "group_size", "batch_size",
-                      "max_new_tokens"):
+                      "max_new_tokens", "vllm_memory"):
                 argv += ["--" + k.replace("_", "-"), str(getattr(a, k))]
+            argv += ["--vllm"] if a.vllm else []
             p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
             if p.returncode:
                 sys.exit(f"{name} child failed (exit {p.returncode}):\n{p.stderr[-4000:]}")
@@ -184,7 +192,7 @@ def parent(a):
                   device=a.device,
                   steps=a.steps, warmup=a.warmup, threads=results["rlvr"]["threads"], loss=a.loss,
                   scale_rewards=scale(a), group_size=a.group_size, batch_size=a.batch_size,
-                  max_new_tokens=a.max_new_tokens, lr=a.lr)
+                  max_new_tokens=a.max_new_tokens, lr=a.lr, generation="vllm" if a.vllm else "hf/cached")
     print(f"{'trainer':8} {'steps/s':>9} {'tokens/s':>10} {'len':>6} {'timed s':>9} {'peak RSS MB':>12} {'threads':>8}")
     for name, r in results.items():
         print(f"{name:8} {r['steps_per_s']:9.3f} {r['tokens_per_s']:10.1f} {r['completion_len']:6.2f} "
@@ -208,6 +216,8 @@ def main():
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=128, help="completions per optimizer step")
     ap.add_argument("--max-new-tokens", type=int, default=5)
+    ap.add_argument("--vllm", action="store_true", help="both trainers sample with a colocated vLLM engine")
+    ap.add_argument("--vllm-memory", type=float, default=0.1, help="vLLM's share of GPU memory (CPU: of RAM)")
     ap.add_argument("--run", choices=("rlvr", "trl"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.warmup < 1 or a.steps < 1:

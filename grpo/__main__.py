@@ -46,12 +46,14 @@ def main(argv=None):
     de.add_argument("--steps", type=int, default=None)
     de.add_argument("--sft-steps", type=int, default=None, help="cold-start steps (default 1600)")
     de.add_argument("--threads", type=int, default=0)
+    de.add_argument("--generator", default=None, choices=["cached", "hf", "vllm"], help="sampler (default cached)")
     args = ap.parse_args(argv)
 
     if args.cmd == "demo":
         from .demo import demo
 
-        kw = {k: v for k, v in dict(steps=args.steps, sft_steps=args.sft_steps).items() if v is not None}
+        kw = {k: v for k, v in dict(steps=args.steps, sft_steps=args.sft_steps, generator=args.generator).items()
+              if v is not None}
         demo(out=args.out, seed=args.seed, loss=args.loss, threads=args.threads, **kw)
         return 0
 

@@ -52,6 +52,8 @@ class VLLMGenerator:
                 s.bind(("127.0.0.1", 0))
                 os.environ["MASTER_PORT"] = str(s.getsockname()[1])
         self.tok = tok
+        # enforce_eager: no CUDA graphs, whose captured buffers an in-place reload might not reach;
+        # not yet measured on a GPU (the CPU backend compiles nothing either way)
         self.llm = LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory, enforce_eager=True,
                        distributed_executor_backend="external_launcher", logprobs_mode="processed_logprobs")

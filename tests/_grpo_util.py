@@ -1,6 +1,11 @@
-"""Shared pieces of the GRPO tests: a tiny saved model, a toy task and its reward."""
+"""Shared pieces of the GRPO tests: a toy task and its reward, configs, torchrun command lines."""
 import json
+import os
 import random
+import socket
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def toy_rows(n=64, seed=0):
@@ -37,3 +42,28 @@ def small_config(model_dir, out_dir, **kw):
                 max_prompt_len=8, max_new_tokens=4, steps=3, lr=1e-3, progress=False, plot=False, threads=1)
     base.update(kw)
     return Config(**base)
+
+
+def yaml_config(tmp_path, tiny_dir, out):
+    """A run.yaml for `python -m grpo train` on the toy task (40 steps; flags cut it shorter)."""
+    data = write_jsonl(tmp_path / "train.jsonl", toy_rows(64))
+    ev = write_jsonl(tmp_path / "eval.jsonl", toy_rows(8, seed=1))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"model: {tiny_dir}\ndata: {data}\neval_data: {ev}\noutput_dir: {out}\n"
+                   "group_size: 4\nbatch_size: 16\nmax_prompt_len: 8\nmax_new_tokens: 4\nlr: 0.001\n"
+                   "lr_schedule: linear\nsteps: 40\nsave_every: 5\neval_every: 10\neval_k: 2\nthreads: 1\n"
+                   "progress: false\nplot: false\n"
+                   f"rewards: ['{os.path.join(HERE, '_grpo_util.py')}:exact']\n")
+    return str(cfg)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(nproc, *args):
+    """The command line of `torchrun --nproc_per_node nproc ARGS` on a free loopback port."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *args]

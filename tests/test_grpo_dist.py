@@ -1,9 +1,6 @@
 """Data parallelism and resumption, with real processes: torchrun (gloo) and SIGKILL."""
-import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,16 +8,11 @@ import time
 import pytest
 import torch
 
-from _grpo_util import toy_rows, write_jsonl
+from _grpo_util import HERE, metric_steps, torchrun, yaml_config
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _step(tmp_path, loss, scale, nproc, mode="ddp"):
@@ -29,8 +21,7 @@ def _step(tmp_path, loss, scale, nproc, mode="ddp"):
     if nproc == 1:
         cmd = [sys.executable, script]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), script]
+        cmd = torchrun(nproc, script)
     r = subprocess.run(cmd + [str(out), loss, scale, mode], env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return torch.load(out)
@@ -58,36 +49,23 @@ def test_fsdp_over_two_ranks_takes_the_same_step_as_one_process(tmp_path, loss, 
         assert one["metrics"][k] == pytest.approx(two["metrics"][k], rel=1e-4, abs=1e-7), k
 
 
-def _config(tmp_path, tiny_dir, out):
-    data = write_jsonl(tmp_path / "train.jsonl", toy_rows(64))
-    ev = write_jsonl(tmp_path / "eval.jsonl", toy_rows(8, seed=1))
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"model: {tiny_dir}\ndata: {data}\neval_data: {ev}\noutput_dir: {out}\n"
-                   "group_size: 4\nbatch_size: 16\nmax_prompt_len: 8\nmax_new_tokens: 4\nlr: 0.001\n"
-                   "lr_schedule: linear\nsteps: 40\nsave_every: 5\neval_every: 10\neval_k: 2\nthreads: 1\n"
-                   "progress: false\nplot: false\n"
-                   f"rewards: ['{os.path.join(HERE, '_grpo_util.py')}:exact']\n")
-    return str(cfg)
 
 
-def _metrics(path):
-    drop = ("time_rollout", "time_train", "tokens_per_s")
-    return [{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(path)]
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_gives_the_same_metrics(tmp_path):
+def test_resume_after_sigkill_gives_the_samemetric_steps(tmp_path):
     from grpo.tiny import save_tiny
 
     save_tiny(tmp_path / "tiny", seed=0)
     base = [sys.executable, "-m", "grpo", "train"]
     full = tmp_path / "full"
-    r = subprocess.run(base + [_config(tmp_path, tmp_path / "tiny", full)], env=ENV, capture_output=True,
+    r = subprocess.run(base + [yaml_config(tmp_path, tmp_path / "tiny", full)], env=ENV, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
 
     killed = tmp_path / "killed"
-    cfg = _config(tmp_path, tmp_path / "tiny", killed)
+    cfg = yaml_config(tmp_path, tmp_path / "tiny", killed)
     p = subprocess.Popen(base + [cfg], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not os.path.exists(killed / "checkpoint-15") and time.time() < deadline:
@@ -97,7 +75,7 @@ def test_resume_after_sigkill_gives_the_same_metrics(tmp_path):
     assert not os.path.exists(killed / "checkpoint-40")
     r = subprocess.run(base + [cfg, "--resume", "true"], env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    a, b = _metrics(full / "metrics.jsonl"), _metrics(killed / "metrics.jsonl")
+    a, b = metric_steps(full / "metrics.jsonl"), metric_steps(killed / "metrics.jsonl")
     assert [m["step"] for m in b] == [0] + list(range(1, 41))
     assert len([m for m in a if "eval/pass@1" in m]) == 5
     assert a == b
@@ -113,12 +91,11 @@ def test_torchrun_trains_with_two_ranks(tmp_path):
 
     save_tiny(tmp_path / "tiny", seed=0)
     out = tmp_path / "ddp"
-    cfg = _config(tmp_path, tmp_path / "tiny", out)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "grpo", "train", cfg, "--steps", "4", "--eval-every", "2"]
+    cfg = yaml_config(tmp_path, tmp_path / "tiny", out)
+    cmd = torchrun(2, "-m", "grpo", "train", cfg, "--steps", "4", "--eval-every", "2")
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    m = _metrics(out / "metrics.jsonl")
+    m = metric_steps(out / "metrics.jsonl")
     assert [x["step"] for x in m] == [0, 1, 2, 3, 4]  # rank 0 alone writes
     assert all(x["completion_tokens"] > 0 for x in m[1:]) and "eval/pass@1" in m[-1]
     assert os.path.exists(out / "checkpoint-4" / "rng-1.pt")
@@ -133,17 +110,16 @@ def test_fsdp_trains_with_two_ranks_and_resumes_exactly(tmp_path):
     save_tiny(tmp_path / "tiny", seed=0)
 
     def run(out, *flags):
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), "-m", "grpo", "train", _config(tmp_path, tmp_path / "tiny", out),
-               "--fsdp", "true", "--save-every", "2", "--eval-every", "2", "--eval-size", "7",  # 4 + 3 eval rows
-               "--lr-schedule", "constant", "--dynamic-sampling", "true", *flags]
+        cmd = torchrun(2, "-m", "grpo", "train", yaml_config(tmp_path, tmp_path / "tiny", out),
+                       "--fsdp", "true", "--save-every", "2", "--eval-every", "2", "--eval-size", "7",  # 4 + 3 eval rows
+                       "--lr-schedule", "constant", "--dynamic-sampling", "true", *flags)
         r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]
 
     run(tmp_path / "full", "--steps", "4")
     run(tmp_path / "cut", "--steps", "2")
     run(tmp_path / "cut", "--steps", "4", "--resume", "true")
-    a, b = _metrics(tmp_path / "full" / "metrics.jsonl"), _metrics(tmp_path / "cut" / "metrics.jsonl")
+    a, b = metric_steps(tmp_path / "full" / "metrics.jsonl"), metric_steps(tmp_path / "cut" / "metrics.jsonl")
     assert [x["step"] for x in a] == [0, 1, 2, 3, 4] and "eval/pass@1" in a[-1] and a[-1]["grad_norm"] > 0
     assert a == b
     # rank 0 wrote one ordinary checkpoint: the gathered model and the one-process optimizer format

@@ -3,6 +3,8 @@
 vLLM pins its own transformers and cannot share the main test environment: the README's test
 command builds .venv-vllm and runs this file there. In the main environment it is skipped."""
 
+import os
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from grpo.model import CachedSampler, CompletionLogProbs, load_policy  # noqa: E
 from grpo.tiny import save_tiny  # noqa: E402
 from grpo.vllm_generator import VLLMGenerator, plain_weights  # noqa: E402
 
-from _grpo_util import exact, metric_steps, small_config, toy_rows  # noqa: E402
+from _grpo_util import HERE, exact, metric_steps, small_config, torchrun, toy_rows, yaml_config  # noqa: E402
 
 MEM = 0.05  # of RAM on the CPU backend: about 1 GiB of KV cache
 
@@ -129,3 +131,23 @@ def test_training_with_vllm_resumes_exactly(tiny, tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     fresh, _ = load_policy(str(tiny))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), fresh.parameters()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_two_ranks_each_run_an_engine(tiny, tmp_path, mode):
+    """torchrun with 2 ranks: each rank's engine joins torchrun's process group (vLLM's external
+    launcher), gets the gathered weights after every step, and shuts down before the group is
+    destroyed (in the other order vLLM's teardown raised at exit)."""
+    import subprocess
+
+    out = tmp_path / "out"
+    cmd = torchrun(2, "-m", "grpo", "train", yaml_config(tmp_path, tiny, out), "--steps", "3", "--eval-every", "3",
+                   "--generator", "vllm", "--vllm-memory", str(MEM), "--fsdp", str(mode == "fsdp").lower())
+    env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr, r.stderr[-3000:]
+    m = metric_steps(out / "metrics.jsonl")
+    assert [x["step"] for x in m] == [0, 1, 2, 3] and "eval/pass@1" in m[-1]
+    assert all(x["completion_tokens"] > 0 for x in m[1:]) and any(x["grad_norm"] > 0 for x in m[1:])
