@@ -185,21 +185,32 @@ def parent(a):
                 argv += ["--" + k.replace("_", "-"), str(getattr(a, k))]
             argv += ["--vllm"] if a.vllm else []
             p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
-            if p.returncode:
-                sys.exit(f"{name} child failed (exit {p.returncode}):\n{p.stderr[-4000:]}")
+            if p.returncode:  # reported, and the other trainer still runs
+                print(f"{name} child failed (exit {p.returncode}):\n{p.stderr[-4000:]}", file=sys.stderr)
+                last = [l for l in p.stderr.strip().splitlines() if l.strip()][-1:] or [f"exit {p.returncode}"]
+                results[name] = dict(error=last[0][-300:])
+                continue
             results[name] = json.loads(p.stdout.strip().splitlines()[-1])
     config = dict(model=a.model if a.model_given else f"grpo.tiny.save_tiny(seed=0) + {a.sft_steps} SFT steps",
                   device=a.device,
-                  steps=a.steps, warmup=a.warmup, threads=results["rlvr"]["threads"], loss=a.loss,
+                  steps=a.steps, warmup=a.warmup, threads=results["rlvr"].get("threads", a.threads), loss=a.loss,
                   scale_rewards=scale(a), group_size=a.group_size, batch_size=a.batch_size,
                   max_new_tokens=a.max_new_tokens, lr=a.lr, generation="vllm" if a.vllm else "hf/cached")
     print(f"{'trainer':8} {'steps/s':>9} {'tokens/s':>10} {'len':>6} {'timed s':>9} {'peak RSS MB':>12} {'threads':>8}")
     for name, r in results.items():
+        if "error" in r:
+            print(f"{name:8} failed: {r['error']}")
+            continue
         print(f"{name:8} {r['steps_per_s']:9.3f} {r['tokens_per_s']:10.1f} {r['completion_len']:6.2f} "
               f"{r['seconds']:9.2f} {r['peak_rss_mb']:12.1f} {r['threads']:8d}")
-    ratio = results["rlvr"]["steps_per_s"] / results["trl"]["steps_per_s"]
-    print(f"rlvr/trl steps/s: {ratio:.2f}x   (rlvr inner time_rollout+time_train: {results['rlvr']['inner_s']} s)")
-    print(json.dumps(dict(rlvr=results["rlvr"], trl=results["trl"], config=config, rlvr_over_trl=round(ratio, 3))))
+    ok = all("error" not in r for r in results.values())
+    ratio = results["rlvr"]["steps_per_s"] / results["trl"]["steps_per_s"] if ok else None
+    if ok:
+        print(f"rlvr/trl steps/s: {ratio:.2f}x   (rlvr inner time_rollout+time_train: {results['rlvr']['inner_s']} s)")
+    print(json.dumps(dict(rlvr=results["rlvr"], trl=results["trl"], config=config,
+                          rlvr_over_trl=round(ratio, 3) if ok else None)))
+    if not ok:
+        sys.exit(1)
 
 
 def main():
