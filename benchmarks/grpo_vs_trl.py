@@ -5,6 +5,7 @@ same model, data, reward, group size, batch, generation length and optimizer.
     python benchmarks/grpo_vs_trl.py                        # tiny ~1M-param Llama on CPU, 10 + 200 steps
     python benchmarks/grpo_vs_trl.py --steps 40 --warmup 5 --threads 1   # steadier on a busy CPU
     python benchmarks/grpo_vs_trl.py --device cuda --model /path/to/Qwen2.5-0.5B --max-new-tokens 64
+    python benchmarks/grpo_vs_trl.py --device cuda --size 0.5b --max-new-tokens 256   # no weights to download
     .venv-vllm/bin/python benchmarks/grpo_vs_trl.py --vllm   # both sample with a colocated vLLM engine
 
 Each trainer runs in its own fresh subprocess (this script with --run rlvr|trl), one after the other,
@@ -72,6 +73,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+
+# model shapes built offline by grpo.tiny.save_tiny (random weights): "0.5b" is a Llama of about 0.44B
+# parameters with a 32k vocabulary, for timing a GPU where no weights can be downloaded
+SIZES = {"tiny": {}, "0.5b": dict(extra_tokens=32000 - 19, hidden=1024, layers=24, heads=16, max_len=2048)}
 
 
 def scale(a):
@@ -172,9 +178,9 @@ def parent(a):
             from grpo.tiny import save_tiny
 
             logging.disable_progress_bar()
-            a.model = os.path.join(tmp, "tiny")
-            save_tiny(a.model, seed=0)
-            if a.sft_steps:  # a cold-started model answers with numbers, as in a real run
+            a.model = os.path.join(tmp, a.size)
+            save_tiny(a.model, seed=0, **SIZES[a.size])
+            if a.sft_steps and a.size == "tiny":  # a cold-started model answers with numbers, as in a real run
                 sft(a.model, arithmetic(0)[0], 0, a.sft_steps)
         env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if a.device == "cpu" else {}))
         results = {}
@@ -191,7 +197,9 @@ def parent(a):
                 results[name] = dict(error=last[0][-300:])
                 continue
             results[name] = json.loads(p.stdout.strip().splitlines()[-1])
-    config = dict(model=a.model if a.model_given else f"grpo.tiny.save_tiny(seed=0) + {a.sft_steps} SFT steps",
+    fresh = (f"grpo.tiny.save_tiny(seed=0) + {a.sft_steps} SFT steps" if a.size == "tiny"
+             else f"grpo.tiny.save_tiny(seed=0, **SIZES[{a.size!r}]), random weights")
+    config = dict(model=a.model if a.model_given else fresh,
                   device=a.device,
                   steps=a.steps, warmup=a.warmup, threads=results["rlvr"].get("threads", a.threads), loss=a.loss,
                   scale_rewards=scale(a), group_size=a.group_size, batch_size=a.batch_size,
@@ -220,6 +228,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch threads in both children (0: torch's default)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--model", default="", help="model path/name (default: a fresh tiny Llama)")
+    ap.add_argument("--size", choices=tuple(SIZES), default="tiny",
+                    help="the fresh model's shape when --model is not given (0.5b: random weights, no SFT)")
     ap.add_argument("--sft-steps", type=int, default=300,
                     help="supervised steps on the fresh tiny model first (as the demo's cold start)")
     ap.add_argument("--loss", choices=("dapo", "dr_grpo"), default="dapo")

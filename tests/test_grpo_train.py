@@ -45,9 +45,20 @@ def _reference_logp(model, p, pm, c, m, G, T):
     return logits.log_softmax(-1).gather(-1, c.unsqueeze(-1)).squeeze(-1)
 
 
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """The tiny model with 219 tokens, more than its hidden size of 128: the output head is then
+    applied in checkpointed chunks (with fewer tokens than that it is taken in one piece)."""
+    path = tmp_path_factory.mktemp("wide")
+    save_tiny(path, seed=0, extra_tokens=200)
+    return path
+
+
 @pytest.mark.parametrize("shared", [True, False])
-def test_chunked_logprobs_equal_a_full_forward(tiny, shared):
-    model, tok = load_policy(str(tiny))
+@pytest.mark.parametrize("which", ["tiny", "wide"])
+def test_chunked_logprobs_equal_a_full_forward(tiny, wide, which, shared):
+    model, tok = load_policy(str(tiny if which == "tiny" else wide))
+    assert (model.get_output_embeddings().weight.shape[0] > model.config.hidden_size) == (which == "wide")
     p, pm, c, m = _batch(tok, model)
     assert (pm == 0).any(), "prompts of different lengths, so left padding is exercised"
     ref = _reference_logp(model, p, pm, c, m, 3, 0.7)
