@@ -10,7 +10,8 @@ same model, data, reward, group size, batch, generation length and optimizer.
 
 Each trainer runs in its own fresh subprocess (this script with --run rlvr|trl), one after the other,
 so peak RSS (ru_maxrss of the child: imports, model, optimizer, everything) is per trainer and the
-timings do not disturb each other. Both children set the same torch thread count before building
+timings do not disturb each other. On CUDA each child also reports its peak GPU memory
+(torch.cuda.max_memory_allocated, as peak_gpu_mb). Both children set the same torch thread count before building
 anything. The model is freshly built by grpo.tiny.save_tiny(seed=0) into a temp dir and given the
 demo's supervised cold start for --sft-steps (300) steps, so that it answers with numbers as GRPO
 models do in the demo (a random model writes junk that sends every check to sympy, and the reward,
@@ -166,6 +167,8 @@ def child(a):
                tokens_per_s=round(tokens / sec, 1), completion_len=round(tokens / (a.steps * a.batch_size), 3),
                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                threads=torch.get_num_threads(), **extra)
+    if a.device == "cuda":
+        res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     print(json.dumps(res), flush=True)
 
 
