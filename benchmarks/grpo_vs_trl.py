@@ -22,7 +22,7 @@ Timing: W warm-up steps, then N timed steps; the time is the wall clock between 
 the end of step W+N (so everything a trainer does per step counts: generation, reward, loss,
 optimizer, its own logging). TRL: a TrainerCallback records perf_counter at on_step_end. Ours has no
 step hook, so the child wraps grpo.trainer._Logger.write (called once at the end of every step)
-to record perf_counter; as a cross-check it also reports sum(time_rollout + time_train) from
+to record perf_counter; as a cross-check it also reports sum(time_rollout + time_train (+ time_sync)) from
 metrics.jsonl ("inner_s"). Completion tokens (eos included, padding not) in the timed steps: ours
 from metrics.jsonl "completion_tokens"; TRL by a wrapper of the reward function that sums the lengths
 of its `completion_ids` (unpadded, up to and including eos). tokens/s = tokens / timed seconds.
@@ -109,7 +109,7 @@ def run_rlvr(a, rows, out):
     train(cfg, [correct], rows=rows)
     m = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))][a.warmup:a.warmup + a.steps]
     tokens = sum(r["completion_tokens"] for r in m)
-    inner = sum(r["time_rollout"] + r["time_train"] for r in m)
+    inner = sum(r["time_rollout"] + r["time_train"] + r.get("time_sync", 0.0) for r in m)
     return ends, tokens, {"inner_s": round(inner, 3)}
 
 

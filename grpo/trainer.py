@@ -124,17 +124,23 @@ def reward_inputs(rows, texts, n, column):
 def rollout(gen, tok, stream, funcs, weights, cfg, rank, world, device):
     """One step's groups for this rank. With dynamic sampling (DAPO), groups whose rewards are all
     equal are dropped and more prompts sampled, up to max_sampling_rounds; a batch still short
-    after that is filled with dropped groups (zero advantage, so zero gradient)."""
+    after that is filled with dropped groups (zero advantage, so zero gradient). Also returns the
+    seconds spent generating and scoring."""
     G, need = cfg.group_size, cfg.batch_size // cfg.group_size // world
     kept, dropped, rounds = [], [], 0
+    times = dict(time_generate=0.0, time_score=0.0)
     while True:
         rows = stream.take(need * world)[rank * need:(rank + 1) * need]
         rounds += 1
         if len(kept) < need or cfg.fsdp:  # under FSDP every rank generates in every round (lockstep)
+            t0 = time.perf_counter()
             c_ids, c_mask, trunc, texts = generate(gen, tok, rows, cfg, device, G)
+            t1 = time.perf_counter()
             prompts, completions, cols = reward_inputs(rows, texts, G, cfg.prompt_column)
             ids = [row[:int(m.sum())] for row, m in zip(c_ids.tolist(), c_mask)]  # as TRL: up to eos
             table, total = score(funcs, weights, prompts, completions, ids, cols)
+            times["time_generate"] += t1 - t0
+            times["time_score"] += time.perf_counter() - t1
             for g, row in enumerate(rows):
                 s = slice(g * G, (g + 1) * G)
                 group = dict(row=row, c_ids=c_ids[s], c_mask=c_mask[s], trunc=trunc[s], texts=texts[s],
@@ -146,7 +152,7 @@ def rollout(gen, tok, stream, funcs, weights, cfg, rank, world, device):
             break
     n_kept = min(len(kept), need)
     groups = (kept + dropped)[:need]
-    return groups, n_kept, rounds
+    return groups, n_kept, rounds, times
 
 
 def collate(groups, tok, cfg, device):
@@ -351,16 +357,19 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
         t0 = time.perf_counter()
         model.eval()
         with torch.no_grad(), autocast():
-            groups, n_kept, rounds = rollout(gen, tok, stream, funcs, weights, cfg, rank, world, device)
+            groups, n_kept, rounds, times = rollout(gen, tok, stream, funcs, weights, cfg, rank, world, device)
         b = collate(groups, tok, cfg, device)
         t1 = time.perf_counter()
         model.train()
         metrics = train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world)
-        gen.update(model)  # vllm: copy the new weights into the engine
         t2 = time.perf_counter()
+        gen.update(model)  # vllm: copy the new weights into the engine (the others share the model)
+        t3 = time.perf_counter()
         metrics.update(_rollout_metrics(b, funcs, n_kept, rounds, cfg, world))
-        metrics.update(step=step, time_rollout=t1 - t0, time_train=t2 - t1,
-                       tokens_per_s=metrics["completion_tokens"] / (t2 - t0))
+        metrics.update(step=step, time_rollout=t1 - t0, **times, time_train=t2 - t1,
+                       tokens_per_s=metrics["completion_tokens"] / (t3 - t0))
+        if cfg.generator == "vllm":
+            metrics["time_sync"] = t3 - t2
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
             ev = evaluate(gen, tok, eval_rows, funcs, cfg, rank, world, device)
             metrics.update({"eval/" + k: v for k, v in ev.items()})

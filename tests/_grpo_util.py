@@ -31,8 +31,8 @@ def exact(prompts, completions, answer, **kwargs):
 
 def metric_steps(path):
     """metrics.jsonl without its wall-clock fields: equal for equal runs."""
-    drop = ("time_rollout", "time_train", "tokens_per_s")
-    return [{k: v for k, v in json.loads(l).items() if k not in drop} for l in open(path)]
+    return [{k: v for k, v in json.loads(l).items() if not k.startswith("time_") and k != "tokens_per_s"}
+            for l in open(path)]
 
 
 def small_config(model_dir, out_dir, **kw):

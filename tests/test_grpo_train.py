@@ -130,7 +130,7 @@ def test_a_step_raises_the_probability_of_rewarded_completions(tiny):
     cfg = small_config(tiny, "unused", loss="dr_grpo", lr=1e-2).resolved()
     model, tok = load_policy(str(tiny))
     torch.manual_seed(0)
-    groups, _, _ = rollout(HFGenerator(model, tok), tok, Prompts(toy_rows(), 0), [exact], [1.0], cfg, 0, 1, "cpu")
+    groups, _, _, _ = rollout(HFGenerator(model, tok), tok, Prompts(toy_rows(), 0), [exact], [1.0], cfg, 0, 1, "cpu")
     b = collate(groups, tok, cfg, "cpu")
     b["total"] = torch.tensor([1.0, 0, 0, 0] * 4)  # reward the first completion of each group
     logp = CompletionLogProbs(model)
@@ -155,10 +155,12 @@ def test_real_training_steps_write_metrics_samples_and_a_checkpoint(tiny, tmp_pa
     steps = [l for l in lines if "reward" in l]
     assert [l["step"] for l in steps] == [1, 2, 3]
     for key in ("reward/exact", "accuracy", "completion_len", "clip_frac", "kl", "entropy", "grad_norm", "lr",
-                "time_rollout", "time_train", "tokens_per_s"):
+                "time_rollout", "time_generate", "time_score", "time_train", "tokens_per_s"):
         assert key in last, key
     assert lines[0]["step"] == 0 and "eval/pass@1" in lines[0] and "eval/mean@2" in lines[0]
     assert 0 <= last["completion_len"] <= 4 and last["grad_norm"] > 0
+    assert 0 < last["time_generate"] and 0 < last["time_score"]
+    assert last["time_generate"] + last["time_score"] <= last["time_rollout"]
     assert last["kl"] > 0  # mu = 2: the second update moves away from the reference
     if loss == "dapo":
         assert 0 < last["kept_frac"] <= 1
@@ -250,7 +252,7 @@ def test_entropy_and_clip_metrics_are_token_means_whatever_the_loss(tiny):
     model, tok = load_policy(str(tiny))
     torch.manual_seed(0)
     cfg0 = small_config(tiny, "unused").resolved()
-    groups, _, _ = rollout(CachedSampler(model, tok), tok, Prompts(toy_rows(), 0), [exact], [1.0], cfg0, 0, 1, "cpu")
+    groups, _, _, _ = rollout(CachedSampler(model, tok), tok, Prompts(toy_rows(), 0), [exact], [1.0], cfg0, 0, 1, "cpu")
     b = collate(groups, tok, cfg0, "cpu")
     with torch.no_grad():
         _, ent = CompletionLogProbs(model)(b["p_ids"], b["p_mask"], b["c_ids"], b["c_mask"])

@@ -2,7 +2,7 @@
 
 vLLM pins its own transformers and cannot share the main test environment: the README's test
 command builds .venv-vllm and runs this file there. In the main environment it is skipped."""
-
+import json
 import os
 
 import pytest
@@ -126,6 +126,8 @@ def test_training_with_vllm_resumes_exactly(tiny, tmp_path):
     full, cut = metric_steps(tmp_path / "full" / "metrics.jsonl"), metric_steps(tmp_path / "cut" / "metrics.jsonl")
     assert len(full) == 5 and full == cut  # step 0's evaluation, then 4 steps
     assert all(m["grad_norm"] > 0 for m in full[1:])
+    timed = [json.loads(l) for l in open(tmp_path / "full" / "metrics.jsonl")][1:]
+    assert all(m["time_sync"] > 0 and m["time_generate"] > 0 for m in timed)
     a, _ = load_policy(str(tmp_path / "full" / "checkpoint-4"))
     b, _ = load_policy(str(tmp_path / "cut" / "checkpoint-4"))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
