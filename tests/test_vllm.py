@@ -153,3 +153,28 @@ def test_two_ranks_each_run_an_engine(tiny, tmp_path, mode):
     m = metric_steps(out / "metrics.jsonl")
     assert [x["step"] for x in m] == [0, 1, 2, 3] and "eval/pass@1" in m[-1]
     assert all(x["completion_tokens"] > 0 for x in m[1:]) and any(x["grad_norm"] > 0 for x in m[1:])
+
+
+
+def test_a_bf16_engine_gets_the_fp32_policy(tiny):
+    """bf16 on (the default on CUDA): the engine computes in bf16 and the fp32 weights are cast as
+    they are copied in. Its log-probs are within bf16's reach of the policy's, and far from those
+    of the weights it loaded from disk."""
+    model, tok = load_policy(str(tiny))
+    stale, _ = load_policy(str(tiny))
+    _perturb(model, 2)
+    gen = VLLMGenerator(model, tok, str(tiny), max_model_len=32, gpu_memory=MEM, dtype="bfloat16")
+    try:
+        p_ids, p_mask = _prompts(tok)
+        gaps = {"policy": [], "stale": []}
+        for q, ids, theirs in _vllm_logps(gen, p_ids, p_mask, 0.7):
+            c = torch.tensor([ids])
+            for name, m in (("policy", model), ("stale", stale)):
+                with torch.no_grad():
+                    ours, _ = CompletionLogProbs(m, 0.7, shared_prompt=False)(p_ids[q:q + 1], p_mask[q:q + 1], c,
+                                                                               torch.ones_like(c))
+                gaps[name].append((ours[0] - theirs).abs())
+        policy, stale_gap = torch.cat(gaps["policy"]).mean(), torch.cat(gaps["stale"]).mean()
+        assert 0 < policy < 0.25 and stale_gap > 10 * policy, (policy, stale_gap)
+    finally:
+        gen.close()
