@@ -104,7 +104,7 @@ def run_rlvr(a, rows, out):
                  temperature=1.0, top_p=1.0, top_k=0, steps=a.warmup + a.steps, lr=a.lr, lr_schedule="constant",
                  warmup_steps=0, weight_decay=0.0, adam_betas=(0.9, 0.99), max_grad_norm=1.0,
                  bf16="true" if cuda else "false", gradient_checkpointing=False, threads=a.threads,
-                 log_samples=0, plot=False, progress=False, generator="vllm" if a.vllm else "cached",
+                 log_samples=0, plot=False, progress=False, device=a.device, generator="vllm" if a.vllm else "cached",
                  vllm_memory=a.vllm_memory)
     train(cfg, [correct], rows=rows)
     m = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))][a.warmup:a.warmup + a.steps]
@@ -247,6 +247,11 @@ def main():
     if a.warmup < 1 or a.steps < 1:
         ap.error("--warmup and --steps must be >= 1")
     a.model_given = bool(a.model)
+    if a.device == "cuda" and not a.run:
+        import torch
+
+        if not torch.cuda.is_available():
+            ap.error("--device cuda, but torch sees no CUDA device")
     child(a) if a.run else parent(a)
 
 
