@@ -20,7 +20,7 @@ def build_tokenizer(chars=CHARS, extra_tokens=0):
                                    padding_side="left")
 
 
-def build_model(vocab_size, seed=0, hidden=128, layers=4, heads=4, max_len=64):
+def build_model(vocab_size, seed=0, hidden=128, layers=4, heads=4, max_len=64, tie=True):
     """A Llama-architecture causal LM of about 1M parameters (Llama, not Qwen2: transformers maps
     the qwen2 model type to Qwen2Tokenizer and would replace the character tokenizer)."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -28,7 +28,7 @@ def build_model(vocab_size, seed=0, hidden=128, layers=4, heads=4, max_len=64):
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=4 * hidden,
                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                      max_position_embeddings=max_len, tie_word_embeddings=True,
+                      max_position_embeddings=max_len, tie_word_embeddings=tie,
                       pad_token_id=0, eos_token_id=1, bos_token_id=None)
     return LlamaForCausalLM(cfg)
 

@@ -69,9 +69,19 @@ def _assert_same_policy(gen, model, tok, temperature=0.7):
         assert torch.allclose(ours[0], theirs, atol=1e-4), (ids, ours[0], theirs)
 
 
-def test_engine_follows_the_policy_after_update(tiny):
-    model, tok = load_policy(str(tiny))
-    gen = VLLMGenerator(model, tok, str(tiny), max_model_len=32, gpu_memory=MEM)
+@pytest.fixture(scope="module")
+def untied(tmp_path_factory):
+    path = tmp_path_factory.mktemp("untied")
+    save_tiny(path, seed=0, max_len=32, tie=False)
+    return path
+
+
+@pytest.mark.parametrize("which", ["tied", "untied"])
+def test_engine_follows_the_policy_after_update(tiny, untied, which):
+    path = str(tiny if which == "tied" else untied)
+    model, tok = load_policy(path)
+    assert (model.get_output_embeddings().weight is model.get_input_embeddings().weight) == (which == "tied")
+    gen = VLLMGenerator(model, tok, path, max_model_len=32, gpu_memory=MEM)
     try:
         _assert_same_policy(gen, model, tok)
         p_ids, p_mask = _prompts(tok)
