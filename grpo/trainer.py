@@ -74,10 +74,10 @@ def make_generator(cfg, model, tok, rank, bf16):
         return GENERATORS[cfg.generator](model, tok, lockstep=cfg.fsdp)
     from .vllm_generator import VLLMGenerator
 
-    limit = getattr(model.config, "max_position_embeddings", None) or cfg.max_prompt_len + cfg.max_new_tokens
+    longest = cfg.max_prompt_len + cfg.max_new_tokens
+    limit = getattr(model.config, "max_position_embeddings", None) or longest
     return VLLMGenerator(model, tok, cfg.model, seed=cfg.seed + rank, dtype="bfloat16" if bf16 else "float32",
-                         max_model_len=min(limit, cfg.max_prompt_len + cfg.max_new_tokens),
-                         gpu_memory=cfg.vllm_memory)
+                         max_model_len=min(limit, longest), gpu_memory=cfg.vllm_memory)
 
 
 # ---------------------------------------------------------------- rollouts

@@ -13,8 +13,6 @@ from _grpo_util import HERE, metric_steps, torchrun, yaml_config
 ENV = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
 
 
-
-
 def _step(tmp_path, loss, scale, nproc, mode="ddp"):
     out = tmp_path / f"{loss}-{scale}-{nproc}-{mode}.pt"
     script = os.path.join(HERE, "_grpo_ddp.py")
@@ -49,12 +47,8 @@ def test_fsdp_over_two_ranks_takes_the_same_step_as_one_process(tmp_path, loss, 
         assert one["metrics"][k] == pytest.approx(two["metrics"][k], rel=1e-4, abs=1e-7), k
 
 
-
-
-
-
 @pytest.mark.slow
-def test_resume_after_sigkill_gives_the_samemetric_steps(tmp_path):
+def test_resume_after_sigkill_gives_the_same_metrics(tmp_path):
     from grpo.tiny import save_tiny
 
     save_tiny(tmp_path / "tiny", seed=0)

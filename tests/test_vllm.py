@@ -27,6 +27,13 @@ def tiny(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def untied(tmp_path_factory):
+    path = tmp_path_factory.mktemp("untied")
+    save_tiny(path, seed=0, max_len=32, tie=False)
+    return path
+
+
 def _prompts(tok):
     enc = tok(["1+2=", "13+4=", "7-9=", "99+99=", "5*5="], return_tensors="pt", padding=True,
               add_special_tokens=False)
@@ -41,39 +48,33 @@ def _perturb(model, seed, scale=0.5):
                 p.add_(torch.randn(p.shape, generator=g) * scale)
 
 
-def _vllm_logps(gen, p_ids, p_mask, temperature, n=3):
-    """Sampled completions with vLLM's own log-probs of the sampled tokens."""
+def _logp_pairs(gen, tok, models, temperature, n=3):
+    """For completions vLLM samples: vLLM's own log-probs of the sampled tokens, and each model's
+    (the trainer's CompletionLogProbs, the numbers the loss uses) at the same temperature."""
     from vllm import SamplingParams
 
+    p_ids, p_mask = _prompts(tok)
     prompts = [{"prompt_token_ids": i[m.bool()].tolist()} for i, m in zip(p_ids, p_mask)]
     params = SamplingParams(n=n, max_tokens=6, temperature=temperature, logprobs=0, seed=3,
                             stop_token_ids=[gen.tok.eos_token_id])
-    out = []
     for q, o in enumerate(gen.llm.generate(prompts, params, use_tqdm=False)):
         for c in o.outputs:
-            out.append((q, list(c.token_ids), torch.tensor([d[t].logprob for d, t in zip(c.logprobs, c.token_ids)])))
-    return out
+            ids = torch.tensor([list(c.token_ids)])
+            theirs = torch.tensor([d[t].logprob for d, t in zip(c.logprobs, c.token_ids)])
+            with torch.no_grad():
+                ours = [CompletionLogProbs(m, temperature, shared_prompt=False)(
+                    p_ids[q:q + 1], p_mask[q:q + 1], ids, torch.ones_like(ids))[0][0] for m in models]
+            yield ids, theirs, ours
 
 
 def _assert_same_policy(gen, model, tok, temperature=0.7):
     """vLLM's greedy completions are the policy's, and its log-probs of sampled tokens equal the
-    trainer's CompletionLogProbs (the numbers the loss uses) at the same temperature."""
+    policy's at the same temperature."""
     p_ids, p_mask = _prompts(tok)
     mine = CachedSampler(model, tok).generate(p_ids, p_mask, 1, 6, greedy=True)
     assert torch.equal(gen.generate(p_ids, p_mask, 1, 6, greedy=True), mine)
-    logp = CompletionLogProbs(model, temperature, shared_prompt=False)
-    for q, ids, theirs in _vllm_logps(gen, p_ids, p_mask, temperature):
-        c = torch.tensor([ids])
-        with torch.no_grad():
-            ours, _ = logp(p_ids[q:q + 1], p_mask[q:q + 1], c, torch.ones_like(c))
-        assert torch.allclose(ours[0], theirs, atol=1e-4), (ids, ours[0], theirs)
-
-
-@pytest.fixture(scope="module")
-def untied(tmp_path_factory):
-    path = tmp_path_factory.mktemp("untied")
-    save_tiny(path, seed=0, max_len=32, tie=False)
-    return path
+    for ids, theirs, (ours,) in _logp_pairs(gen, tok, [model], temperature):
+        assert torch.allclose(ours, theirs, atol=1e-4), (ids, ours, theirs)
 
 
 @pytest.mark.parametrize("which", ["tied", "untied"])
@@ -175,16 +176,9 @@ def test_a_bf16_engine_gets_the_fp32_policy(tiny):
     _perturb(model, 2)
     gen = VLLMGenerator(model, tok, str(tiny), max_model_len=32, gpu_memory=MEM, dtype="bfloat16")
     try:
-        p_ids, p_mask = _prompts(tok)
-        gaps = {"policy": [], "stale": []}
-        for q, ids, theirs in _vllm_logps(gen, p_ids, p_mask, 0.7):
-            c = torch.tensor([ids])
-            for name, m in (("policy", model), ("stale", stale)):
-                with torch.no_grad():
-                    ours, _ = CompletionLogProbs(m, 0.7, shared_prompt=False)(p_ids[q:q + 1], p_mask[q:q + 1], c,
-                                                                               torch.ones_like(c))
-                gaps[name].append((ours[0] - theirs).abs())
-        policy, stale_gap = torch.cat(gaps["policy"]).mean(), torch.cat(gaps["stale"]).mean()
+        pairs = list(_logp_pairs(gen, tok, [model, stale], 0.7))
+        policy = torch.cat([(mine - theirs).abs() for _, theirs, (mine, _) in pairs]).mean()
+        stale_gap = torch.cat([(old - theirs).abs() for _, theirs, (_, old) in pairs]).mean()
         assert 0 < policy < 0.25 and stale_gap > 10 * policy, (policy, stale_gap)
     finally:
         gen.close()
