@@ -4,13 +4,15 @@ same model, data, reward, group size, batch, generation length and optimizer.
 
     python benchmarks/grpo_vs_trl.py                        # tiny ~1M-param Llama on CPU, 10 + 200 steps
     python benchmarks/grpo_vs_trl.py --steps 40 --warmup 5 --threads 1   # steadier on a busy CPU
+    python benchmarks/grpo_vs_trl.py --threads 2 --rounds 5   # rlvr, trl, rlvr, ...: median of 5 runs each
     python benchmarks/grpo_vs_trl.py --device cuda --model /path/to/Qwen2.5-0.5B --max-new-tokens 64
     python benchmarks/grpo_vs_trl.py --device cuda --size 0.5b --max-new-tokens 256   # no weights to download
     .venv-vllm/bin/python benchmarks/grpo_vs_trl.py --vllm   # both sample with a colocated vLLM engine
 
 Each trainer runs in its own fresh subprocess (this script with --run rlvr|trl), one after the other,
 so peak RSS (ru_maxrss of the child: imports, model, optimizer, everything) is per trainer and the
-timings do not disturb each other. On CUDA each child also reports its peak GPU memory
+timings do not disturb each other; with --rounds R they alternate R times and each trainer's median
+run (by steps/s) is reported, with the ratio of each round. On CUDA each child also reports its peak GPU memory
 (torch.cuda.max_memory_allocated, as peak_gpu_mb). Both children set the same torch thread count before building
 anything. The model is freshly built by grpo.tiny.save_tiny(seed=0) into a temp dir and given the
 demo's supervised cold start for --sft-steps (300) steps, so that it answers with numbers as GRPO
@@ -40,10 +42,13 @@ one forward/backward; seed 0.
 Differences that remain (not removable from the outside):
 - Generation: ours samples with its prefix-shared KV-cache sampler (generator "cached", our default:
   each prompt prefilled once, per-step overhead of `generate` avoided); TRL calls `generate`.
-- Our training forward runs each prompt once per group and lets its G completions attend to the
-  cached prompt (shared_prompt, our default and part of what is measured); TRL runs the full
-  [prompt; completion] for each of the 128 sequences. Our log-probs use a chunked, checkpointed
-  output head plus an entropy pass; TRL uses its fused lm-head path (which also returns entropy).
+- Our training forward shares each prompt among its G completions: a group is packed into one
+  sequence [q; o_1; ...; o_G] with an attention mask that lets each completion see only the prompt
+  and itself (grpo.model.CompletionLogProbs; on by default, since the packed length, 6 + 8 * 4,
+  is below the hidden size); TRL runs the full [prompt; completion] for each of the 128 sequences.
+  Our log-probs use a chunked, checkpointed output head plus an entropy pass; TRL uses its fused
+  lm-head path (which also returns entropy).
+- Our sampler drops a completion from the batch once it has ended; `generate` keeps computing it.
 - Prompt length: TRL 1.16 has no max_prompt_length (prompts are never cut); ours raises on a prompt
   longer than max_prompt_len (16). The arithmetic prompts are 6 tokens, so neither acts.
   TRL tokenizes with add_special_tokens=True, ours with False; the char tokenizer (and Qwen2.5) adds
@@ -186,23 +191,29 @@ def parent(a):
             if a.sft_steps and a.size == "tiny":  # a cold-started model answers with numbers, as in a real run
                 sft(a.model, arithmetic(0)[0], 0, a.sft_steps)
         env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if a.device == "cpu" else {}))
-        results = {}
-        for name in ("rlvr", "trl"):  # sequentially, each in a fresh process
-            argv = [sys.executable, os.path.abspath(__file__), "--run", name, "--model", a.model]
-            for k in ("device", "steps", "warmup", "threads", "loss", "lr", "group_size", "batch_size",
-                      "max_new_tokens", "vllm_memory"):
-                argv += ["--" + k.replace("_", "-"), str(getattr(a, k))]
-            argv += ["--vllm"] if a.vllm else []
-            p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
-            if p.returncode:  # reported, and the other trainer still runs
-                print(f"{name} child failed (exit {p.returncode}):\n{p.stderr[-4000:]}", file=sys.stderr)
-                last = [l for l in p.stderr.strip().splitlines() if l.strip()][-1:] or [f"exit {p.returncode}"]
-                results[name] = dict(error=last[0][-300:])
-                continue
-            results[name] = json.loads(p.stdout.strip().splitlines()[-1])
+        runs = {"rlvr": [], "trl": []}
+        for _ in range(a.rounds):  # rlvr, trl, rlvr, trl, ...: a slow spell of a shared CPU hits both
+            for name in runs:  # each in a fresh process
+                if runs[name] and "error" in runs[name][-1]:
+                    continue
+                argv = [sys.executable, os.path.abspath(__file__), "--run", name, "--model", a.model]
+                for k in ("device", "steps", "warmup", "threads", "loss", "lr", "group_size", "batch_size",
+                          "max_new_tokens", "vllm_memory"):
+                    argv += ["--" + k.replace("_", "-"), str(getattr(a, k))]
+                argv += ["--vllm"] if a.vllm else []
+                p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
+                if p.returncode:  # reported, and the other trainer still runs
+                    print(f"{name} child failed (exit {p.returncode}):\n{p.stderr[-4000:]}", file=sys.stderr)
+                    last = [l for l in p.stderr.strip().splitlines() if l.strip()][-1:] or [f"exit {p.returncode}"]
+                    runs[name].append(dict(error=last[0][-300:]))
+                    continue
+                runs[name].append(json.loads(p.stdout.strip().splitlines()[-1]))
+    # each trainer's median run by steps/s (with an even count, the slower of the middle two)
+    results = {n: r[-1] if "error" in r[-1] else sorted(r, key=lambda x: x["steps_per_s"])[(len(r) - 1) // 2]
+               for n, r in runs.items()}
     fresh = (f"grpo.tiny.save_tiny(seed=0) + {a.sft_steps} SFT steps" if a.size == "tiny"
              else f"grpo.tiny.save_tiny(seed=0, **SIZES[{a.size!r}]), random weights")
-    config = dict(model=a.model if a.model_given else fresh,
+    config = dict(model=a.model if a.model_given else fresh, rounds=a.rounds,
                   device=a.device,
                   steps=a.steps, warmup=a.warmup, threads=results["rlvr"].get("threads", a.threads), loss=a.loss,
                   scale_rewards=scale(a), group_size=a.group_size, batch_size=a.batch_size,
@@ -216,10 +227,13 @@ def parent(a):
               f"{r['seconds']:9.2f} {r['peak_rss_mb']:12.1f} {r['threads']:8d}")
     ok = all("error" not in r for r in results.values())
     ratio = results["rlvr"]["steps_per_s"] / results["trl"]["steps_per_s"] if ok else None
+    rounds = [round(x["steps_per_s"] / y["steps_per_s"], 3) for x, y in zip(runs["rlvr"], runs["trl"])] if ok else []
     if ok:
         print(f"rlvr/trl steps/s: {ratio:.2f}x   (rlvr inner time_rollout+time_train: {results['rlvr']['inner_s']} s)")
+        if a.rounds > 1:
+            print(f"{a.rounds} rounds, medians above; rlvr/trl in each round: {rounds}")
     print(json.dumps(dict(rlvr=results["rlvr"], trl=results["trl"], config=config,
-                          rlvr_over_trl=round(ratio, 3) if ok else None)))
+                          rlvr_over_trl=round(ratio, 3) if ok else None, round_ratios=rounds)))
     if not ok:
         sys.exit(1)
 
@@ -228,6 +242,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=200, help="timed steps")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first (>= 1)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run rlvr and trl alternately this many times each; report each one's median run")
     ap.add_argument("--threads", type=int, default=0, help="torch threads in both children (0: torch's default)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--model", default="", help="model path/name (default: a fresh tiny Llama)")
@@ -244,8 +260,8 @@ def main():
     ap.add_argument("--vllm-memory", type=float, default=0.1, help="vLLM's share of GPU memory (CPU: of RAM)")
     ap.add_argument("--run", choices=("rlvr", "trl"), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.warmup < 1 or a.steps < 1:
-        ap.error("--warmup and --steps must be >= 1")
+    if a.warmup < 1 or a.steps < 1 or a.rounds < 1:
+        ap.error("--warmup, --steps and --rounds must be >= 1")
     a.model_given = bool(a.model)
     if a.device == "cuda" and not a.run:
         import torch

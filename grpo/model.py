@@ -73,29 +73,41 @@ class CompletionLogProbs(torch.nn.Module):
     """log pi(o_t | q, o_<t) at temperature T, and the policy's entropy, for every completion
     token; one module so DDP sees one forward.
 
-    shared_prompt=True runs each group's prompt once and lets its G completions attend to the
-    cached prompt keys/values (repeated G times; the repeat's backward sums the G gradients), so a
-    step costs num_groups * |q| + N * |o| tokens instead of N * (|q| + |o|). Gradient
-    checkpointing turns the KV cache off: the trainer then takes the plain path, one pass over [q; o].
+    A step's N completions come in groups of G per prompt. Three ways to run them, all giving the
+    same log-probs:
+    - packed (pack=True, when the packed sequence is no longer than the hidden size): one sequence
+      per group, [q; o_1; ...; o_G], with an attention mask that lets each o_i see q and its own
+      earlier tokens only, and positions restarting after q. One forward of num_groups * |q| + N * |o|
+      tokens; its dense attention over the packed length then costs at most about a sixth of the
+      layers' matrix multiplies, and one forward replaces the two below (per-call overhead is most
+      of a small model's step on a CPU).
+    - two-pass (shared_prompt=True): each prompt once, then its G completions attending to the
+      cached prompt keys/values (repeated G times; the repeat's backward sums the G gradients). Same
+      tokens, two forwards; needs the KV cache, which gradient checkpointing turns off.
+    - plain: one pass over [q; o] for each of the N completions.
     """
 
-    def __init__(self, model, temperature=1.0, chunk=256, shared_prompt=True):
+    def __init__(self, model, temperature=1.0, chunk=256, shared_prompt=True, pack=False):
         super().__init__()
-        self.model, self.temperature, self.chunk, self.shared_prompt = model, temperature, chunk, shared_prompt
+        self.model, self.temperature, self.chunk = model, temperature, chunk
+        self.shared_prompt, self.pack = shared_prompt, pack
 
     def hidden(self, **kw):
         out = self.model(**kw, output_hidden_states=True, logits_to_keep=1)
         return out.hidden_states[-1], out.past_key_values
 
     def forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
-        G = completion_ids.shape[0] // prompt_ids.shape[0]
-        share = self.shared_prompt and G > 1
-        if share:
+        (B, P), (N, W) = prompt_ids.shape, completion_ids.shape
+        G = N // B
+        head = self.model.get_output_embeddings()
+        if G > 1 and self.pack and P + G * (W - 1) <= head.weight.shape[1]:
+            h = self._packed(prompt_ids, prompt_mask, completion_ids, G)
+        elif G > 1 and self.shared_prompt:
             h_q, cache = self.hidden(input_ids=prompt_ids, attention_mask=prompt_mask,
                                      position_ids=_positions(prompt_mask), use_cache=True)
             cache.batch_repeat_interleave(G)
             mask = torch.cat([prompt_mask.repeat_interleave(G, 0), completion_mask], 1)
-            pos = _positions(mask)[:, prompt_ids.shape[1]:-1]
+            pos = _positions(mask)[:, P:-1]
             h_o, _ = self.hidden(input_ids=completion_ids[:, :-1], attention_mask=mask[:, :-1],
                                  position_ids=pos, past_key_values=cache, use_cache=True)
             h = torch.cat([h_q[:, -1:].repeat_interleave(G, 0), h_o], 1)
@@ -104,9 +116,41 @@ class CompletionLogProbs(torch.nn.Module):
             mask = torch.cat([prompt_mask.repeat_interleave(G, 0), completion_mask], 1)
             h_all, _ = self.hidden(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
                                    use_cache=False)
-            h = h_all[:, prompt_ids.shape[1] - 1:-1]
-        head = self.model.get_output_embeddings()
+            h = h_all[:, P - 1:-1]
         return _token_logp(head, h, completion_ids, self.temperature, self.chunk)
+
+    def _packed(self, prompt_ids, prompt_mask, completion_ids, G):
+        """Hidden states for the completions of each group packed as [q; o_1[:-1]; ...; o_G[:-1]]."""
+        (B, P), W, dev = prompt_ids.shape, completion_ids.shape[1] - 1, prompt_ids.device
+        seg = torch.cat([torch.full((P,), -1, device=dev), torch.arange(G, device=dev).repeat_interleave(W)])
+        i = torch.arange(P + G * W, device=dev)
+        see = (i[None] <= i[:, None]) & ((seg[None] == seg[:, None]) | (seg[None] < 0))  # causal, own o_i or q
+        keys = torch.cat([prompt_mask.bool(), torch.ones(B, G * W, dtype=torch.bool, device=dev)], 1)
+        mask = (see & keys[:, None]) | torch.eye(len(i), dtype=torch.bool, device=dev)  # padding sees itself
+        if self.model.config._attn_implementation != "sdpa":  # eager and others add the mask to the scores
+            mask = torch.zeros(mask.shape, device=dev).masked_fill(~mask, torch.finfo(torch.float32).min)
+        pos = torch.cat([_positions(prompt_mask), prompt_mask.sum(1, keepdim=True) + torch.arange(W, device=dev).repeat(G)], 1)
+        ids = torch.cat([prompt_ids, completion_ids[:, :-1].reshape(B, G * W)], 1)
+        h, _ = self.hidden(input_ids=ids, attention_mask=mask[:, None], position_ids=pos, use_cache=False)
+        return torch.cat([h[:, P - 1:P].repeat_interleave(G, 0), h[:, P:].reshape(B * G, W, -1)], 1)
+
+
+def packing_works(model, tok):
+    """Whether this model takes a 4D attention mask and, packed, gives the plain log-probs (checked
+    once at start-up on a small batch; a model that does not falls back to the two-pass path)."""
+    n = min(4, len(tok) - 1)
+    p = torch.tensor([[tok.pad_token_id, 1 % n, 2 % n], [3 % n, 1 % n, 2 % n]], device=model.device)
+    pm = (torch.arange(3, device=model.device)[None] >= torch.tensor([[1], [0]], device=model.device)).long()
+    c = torch.tensor([[1, 2, 3], [2, 3, 1], [3, 3, 2], [1, 1, 1]], device=model.device) % n
+    cm = torch.ones_like(c)
+    try:
+        with torch.no_grad():
+            a = CompletionLogProbs(model, shared_prompt=False)(p, pm, c, cm)[0]
+            b = CompletionLogProbs(model, pack=True)._packed(p, pm, c, 2)
+            b = _token_logp(model.get_output_embeddings(), b, c, 1.0, 256)[0]
+    except Exception:  # noqa: BLE001 - any failure means: do not pack
+        return False
+    return bool(torch.allclose(a.float(), b.float(), atol=1e-4, rtol=1e-4))
 
 
 def check_logprobs(model, tok):
@@ -149,9 +193,11 @@ class CachedSampler:
     """Sampling on the policy's own forward with a KV cache, each prompt prefilled once and its
     cache repeated for its n completions (the default: about twice as fast as `generate` on small
     models, where per-call overhead dominates). Same distribution as `generate`: softmax of
-    logits / T after top-k / top-p, stop at eos, pad after it.
+    logits / T after top-k / top-p, stop at eos, pad after it. A completion that has ended leaves
+    the batch (and the cache), so the next forwards run only the rows still going.
 
-    lockstep=True (FSDP: every forward is a collective) stops only when every rank is done."""
+    lockstep=True (FSDP: every forward is a collective) keeps every row and stops only when every
+    rank is done."""
 
     def __init__(self, model, tok, lockstep=False):
         self.model, self.tok, self.lockstep = model, tok, lockstep
@@ -171,8 +217,9 @@ class CachedSampler:
         mask = prompt_mask.repeat_interleave(n, 0)
         logits = out.logits[:, -1].repeat_interleave(n, 0)
         pos = mask.sum(1, keepdim=True)
+        c = torch.full((mask.shape[0], max_new_tokens), pad, dtype=torch.long, device=mask.device)
+        rows = torch.arange(mask.shape[0], device=mask.device)  # the rows of c still going
         done = torch.zeros(mask.shape[0], dtype=torch.bool, device=mask.device)
-        tokens = []
         for t in range(max_new_tokens):
             if greedy:
                 nxt = logits.argmax(-1)
@@ -180,15 +227,18 @@ class CachedSampler:
                 probs = _filter(logits.float() / temperature, top_k, top_p).softmax(-1)
                 nxt = torch.multinomial(probs, 1).squeeze(1)
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-            tokens.append(nxt)
+            c[rows, t] = nxt
             done = done | (nxt == eos)
             if t == max_new_tokens - 1 or self._all_done(done):
                 break
+            if not self.lockstep and done.any():  # ended rows leave the batch
+                keep = (~done).nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                rows, nxt, mask, pos, done = rows[keep], nxt[keep], mask[keep], pos[keep], done[keep]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
             logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos + t,
                                 past_key_values=cache, use_cache=True).logits[:, -1]
-        c = torch.stack(tokens, 1)
-        return F.pad(c, (0, max_new_tokens - c.shape[1]), value=pad)
+        return c
 
     def _all_done(self, done):
         d = done.all().float()

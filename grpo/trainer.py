@@ -15,7 +15,7 @@ import torch.distributed as dist
 from . import algo
 from .config import Config
 from .data import encode_prompts, load_rows
-from .model import GENERATORS, CompletionLogProbs, check_logprobs, completion_mask, load_policy
+from .model import GENERATORS, CompletionLogProbs, check_logprobs, completion_mask, load_policy, packing_works
 from .rewards import check_columns, reward_name, score
 
 
@@ -319,6 +319,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     else:
         model, tok = load_policy(ckpt or cfg.model, at, None, cfg.gradient_checkpointing)
     check_logprobs(model, tok)
+    pack = cfg.shared_prompt and packing_works(model, tok)
     bf16 = cfg.bf16 in (True, "true") or (cfg.bf16 == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     ref = None
@@ -332,7 +333,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     logp_of = CompletionLogProbs(model, cfg.temperature, cfg.logprob_chunk,
-                                cfg.shared_prompt and not cfg.gradient_checkpointing)
+                                 cfg.shared_prompt and not cfg.gradient_checkpointing, pack)
     if world > 1 and not cfg.fsdp:
         logp_of = torch.nn.parallel.DistributedDataParallel(logp_of, device_ids=[device.index] if device.type == "cuda" else None)
     gen = make_generator(cfg, model, tok, rank, bf16)
@@ -416,7 +417,8 @@ def train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world):
         inner = getattr(logp_of, "module", logp_of)
         ctx = ref.disable_adapter() if ref is model else contextlib.nullcontext()
         with ctx:
-            ref_lp = logps(CompletionLogProbs(ref, inner.temperature, inner.chunk, inner.shared_prompt), False)
+            ref_lp = logps(CompletionLogProbs(ref, inner.temperature, inner.chunk, inner.shared_prompt, inner.pack),
+                            False)
     tm = mask.float() / max(n_toks, 1.0)  # token mean over the step, for the metrics
     sums = torch.zeros(4, dtype=torch.float64)  # loss, then token means of clipped, kl, entropy
     for it in range(cfg.mu):

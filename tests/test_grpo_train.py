@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from grpo import train
-from grpo.model import CachedSampler, CompletionLogProbs, HFGenerator, _filter, completion_mask, load_policy
+from grpo.model import (CachedSampler, CompletionLogProbs, HFGenerator, _filter, completion_mask, load_policy,
+                        packing_works)
 from grpo.tiny import save_tiny
 from grpo.trainer import collate, rollout, Prompts, train_step
 
@@ -55,18 +56,28 @@ def wide(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("shared", [True, False])
+PATHS = {"plain": dict(shared_prompt=False), "two_pass": dict(shared_prompt=True),
+         "packed": dict(shared_prompt=False, pack=True)}
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("which", ["tiny", "wide"])
-def test_chunked_logprobs_equal_a_full_forward(tiny, wide, which, shared):
+def test_chunked_logprobs_equal_a_full_forward(tiny, wide, which, path, attn):
     model, tok = load_policy(str(tiny if which == "tiny" else wide))
+    model.set_attn_implementation(attn)
     assert (model.get_output_embeddings().weight.shape[0] > model.config.hidden_size) == (which == "wide")
     p, pm, c, m = _batch(tok, model)
     assert (pm == 0).any(), "prompts of different lengths, so left padding is exercised"
+    c[::4, 2] = tok.eos_token_id  # some completions end early (a random wide model rarely says eos)
+    c, m, _ = completion_mask(c, tok.eos_token_id, tok.pad_token_id)
+    assert ((m == 0).any(1) & (m == 1).any(1)).any(), "completions that end before the others"
     ref = _reference_logp(model, p, pm, c, m, 3, 0.7)
-    lp, ent = CompletionLogProbs(model, temperature=0.7, chunk=2, shared_prompt=shared)(p, pm, c, m)
+    lp_of = CompletionLogProbs(model, temperature=0.7, chunk=2, **PATHS[path])
+    lp, ent = lp_of(p, pm, c, m)
     assert torch.allclose(lp * m, ref * m, atol=1e-5)
     assert ((ent > 0) | (m == 0)).all()
-    # gradients through the shared prompt cache equal those of the full forward
+    # gradients through the shared prompt (cache or packed mask) equal those of the full forward
     (lp * m).sum().backward()
     g1 = [q.grad.clone() for q in model.parameters()]
     model.zero_grad()
@@ -75,12 +86,44 @@ def test_chunked_logprobs_equal_a_full_forward(tiny, wide, which, shared):
         assert torch.allclose(a, b.grad, atol=1e-5)
 
 
+def test_packing_is_checked_and_bounded_by_the_hidden_size(tiny, monkeypatch):
+    model, tok = load_policy(str(tiny))
+    assert packing_works(model, tok)
+    p, pm, c, m = _batch(tok, model)
+    calls = []
+    monkeypatch.setattr(CompletionLogProbs, "_packed", lambda self, *a: calls.append(a) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # 4 groups of [q; 3 x 5 tokens] = 22 <= 128: packed
+        CompletionLogProbs(model, pack=True)(p, pm, c, m)
+    long_c = torch.cat([c] * 10, 1)  # 3 x 59 completion tokens after q: longer than the hidden size
+    lp, _ = CompletionLogProbs(model, pack=True)(p, pm, long_c, torch.ones_like(long_c))
+    assert len(calls) == 1 and lp.shape == long_c.shape
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    def causal_only(module, q, k, v, attention_mask, **kw):  # builds its own mask, as some kernels do
+        return sdpa_attention_forward(module, q, k, v, None, **kw)
+
+    AttentionInterface.register("causal_only", causal_only)
+    model.set_attn_implementation("causal_only")
+    assert not packing_works(model, tok)
+
+
 def test_cached_sampler_greedy_equals_generate(tiny):
     model, tok = load_policy(str(tiny))
-    enc = tok(["12+34=", "5-7=", "99+9=", "1="], return_tensors="pt", padding=True)
+    with torch.no_grad():  # a louder eos, so that greedy completions end at different steps, and
+        model.get_output_embeddings().weight[tok.eos_token_id] *= 8
+        for layer in model.model.layers:  # sharper attention, so that positions matter
+            layer.self_attn.q_proj.weight *= 4
+            layer.self_attn.k_proj.weight *= 4
+    enc = tok(["12+34=", "5-7=", "99+9=", "1=", "3+3=", "77-1=", "8", "40+2="], return_tensors="pt", padding=True)
     a = CachedSampler(model, tok).generate(enc.input_ids, enc.attention_mask, 1, 7, greedy=True)
     b = HFGenerator(model, tok).generate(enc.input_ids, enc.attention_mask, 1, 7, greedy=True)
-    assert torch.equal(completion_mask(a, 1, 0)[0], completion_mask(b, 1, 0)[0])
+    a, m, _ = completion_mask(a, tok.eos_token_id, tok.pad_token_id)
+    assert len(set(m.sum(1).tolist())) >= 3, "rows leave the batch at different steps"
+    assert torch.equal(a, completion_mask(b, tok.eos_token_id, tok.pad_token_id)[0])
+    # n completions per prompt: each prompt's greedy completion, n times
+    a3 = CachedSampler(model, tok).generate(enc.input_ids, enc.attention_mask, 3, 7, greedy=True)
+    assert torch.equal(completion_mask(a3, tok.eos_token_id, tok.pad_token_id)[0], a.repeat_interleave(3, 0))
 
 
 def test_cached_sampler_samples_the_models_distribution(tiny):
