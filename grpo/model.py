@@ -138,10 +138,10 @@ class CompletionLogProbs(torch.nn.Module):
 def packing_works(model, tok):
     """Whether this model takes a 4D attention mask and, packed, gives the plain log-probs (checked
     once at start-up on a small batch; a model that does not falls back to the two-pass path)."""
-    n = min(4, len(tok) - 1)
-    p = torch.tensor([[tok.pad_token_id, 1 % n, 2 % n], [3 % n, 1 % n, 2 % n]], device=model.device)
-    pm = (torch.arange(3, device=model.device)[None] >= torch.tensor([[1], [0]], device=model.device)).long()
-    c = torch.tensor([[1, 2, 3], [2, 3, 1], [3, 3, 2], [1, 1, 1]], device=model.device) % n
+    dev = model.device
+    p = torch.tensor([[tok.pad_token_id, 1, 2], [3, 1, 2]], device=dev) % len(tok)  # the first left-padded
+    pm = torch.tensor([[0, 1, 1], [1, 1, 1]], device=dev)
+    c = torch.tensor([[1, 2, 3], [2, 3, 1], [3, 3, 2], [1, 1, 1]], device=dev) % len(tok)  # G = 2
     cm = torch.ones_like(c)
     try:
         with torch.no_grad():

@@ -189,10 +189,11 @@ def test_a_step_raises_the_probability_of_rewarded_completions(tiny):
     assert m["grad_norm"] > 0 and m["clip_frac"] == 0.0
 
 
+@pytest.mark.parametrize("pack", [False, True])
 @pytest.mark.parametrize("which", ["tiny", "wide"])
-def test_a_bf16_autocast_step_follows_the_fp32_step(tiny, wide, which):
+def test_a_bf16_autocast_step_follows_the_fp32_step(tiny, wide, which, pack):
     """bf16 autocast (on by default on CUDA) on the CPU: the same update as fp32 up to bf16's
-    precision, through the one-piece and the chunked output head."""
+    precision, through the one-piece and the chunked output head, packed and in two passes."""
     path = str(tiny if which == "tiny" else wide)
     cfg = small_config(path, "unused", loss="dapo").resolved()
     model, tok = load_policy(path)
@@ -205,7 +206,7 @@ def test_a_bf16_autocast_step_follows_the_fp32_step(tiny, wide, which):
         m, _ = load_policy(path)
         opt = torch.optim.SGD(m.parameters(), lr=1.0)
         before = [p.detach().clone() for p in m.parameters()]
-        out = train_step(cfg, b, CompletionLogProbs(m, chunk=2), m, None, opt,
+        out = train_step(cfg, b, CompletionLogProbs(m, chunk=2, pack=pack), m, None, opt,
                          torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), autocast, 1)
         return torch.cat([(q - p.detach()).reshape(-1) for q, p in zip(before, m.parameters())]), out
 
@@ -215,6 +216,25 @@ def test_a_bf16_autocast_step_follows_the_fp32_step(tiny, wide, which):
     assert 1e-4 < rel < 0.05, rel  # bf16 did compute the products (about 0.8% here), and closely
     assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.99
     assert m16["grad_norm"] == pytest.approx(m32["grad_norm"], rel=0.05) and math.isfinite(m16["loss"])
+
+
+def test_gradient_checkpointing_gives_the_same_steps(tiny, tmp_path):
+    """Checkpointing recomputes activations in backward; packing needs no KV cache, so the prompt is
+    still shared. Two steps with and without it: the same losses, gradients and weights."""
+    runs = {}
+    for gc in (False, True):
+        cfg = small_config(tiny, tmp_path / str(gc), gradient_checkpointing=gc, steps=2)
+        runs[gc] = train(cfg, [exact], rows=toy_rows())
+        runs[gc]["w"] = load_policy(str(tmp_path / str(gc) / "checkpoint-2"))[0].model.embed_tokens.weight
+    for k in ("loss", "grad_norm", "reward", "entropy"):
+        assert runs[True][k] == pytest.approx(runs[False][k], rel=1e-4, abs=1e-6), k
+    assert torch.allclose(runs[True]["w"], runs[False]["w"], atol=1e-5)
+    model, tok = load_policy(str(tiny), gradient_checkpointing=True)
+    model.train()
+    assert model.is_gradient_checkpointing
+    p, pm, c, m = _batch(tok, model)
+    lp, _ = CompletionLogProbs(model, temperature=0.7, pack=True)(p, pm, c, m)
+    assert torch.allclose(lp * m, _reference_logp(model, p, pm, c, m, 3, 0.7) * m, atol=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["grpo", "dr_grpo", "dapo"])
