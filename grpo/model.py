@@ -1,4 +1,6 @@
 """Policy loading, completion log-probs in chunks, and generation behind a small interface."""
+import inspect
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -65,6 +67,17 @@ def _token_logp(head, hidden, targets, temperature, chunk):
     return torch.cat([o[0] for o in out], 1), torch.cat([o[1] for o in out], 1)
 
 
+def _cache_arg(model):
+    """The KV cache's keyword: transformers 5.2x renamed past_key_values to cache (the old name
+    goes in 5.40); older versions only know past_key_values."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _cache_of(out):
+    return out.get("cache", out.get("past_key_values"))
+
+
 def _positions(mask):
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
@@ -94,7 +107,7 @@ class CompletionLogProbs(torch.nn.Module):
 
     def hidden(self, **kw):
         out = self.model(**kw, output_hidden_states=True, logits_to_keep=1)
-        return out.hidden_states[-1], out.past_key_values
+        return out.hidden_states[-1], _cache_of(out)
 
     def forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
         (B, P), (N, W) = prompt_ids.shape, completion_ids.shape
@@ -109,7 +122,7 @@ class CompletionLogProbs(torch.nn.Module):
             mask = torch.cat([prompt_mask.repeat_interleave(G, 0), completion_mask], 1)
             pos = _positions(mask)[:, P:-1]
             h_o, _ = self.hidden(input_ids=completion_ids[:, :-1], attention_mask=mask[:, :-1],
-                                 position_ids=pos, past_key_values=cache, use_cache=True)
+                                 position_ids=pos, use_cache=True, **{_cache_arg(self.model): cache})
             h = torch.cat([h_q[:, -1:].repeat_interleave(G, 0), h_o], 1)
         else:
             ids = torch.cat([prompt_ids.repeat_interleave(G, 0), completion_ids], 1)
@@ -211,7 +224,7 @@ class CachedSampler:
         eos, pad = self.tok.eos_token_id, self.tok.pad_token_id
         out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=_positions(prompt_mask),
                          use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        cache, past = _cache_of(out), _cache_arg(self.model)
         if n > 1:
             cache.batch_repeat_interleave(n)
         mask = prompt_mask.repeat_interleave(n, 0)
@@ -237,7 +250,7 @@ class CachedSampler:
                 rows, nxt, mask, pos, done = rows[keep], nxt[keep], mask[keep], pos[keep], done[keep]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
             logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos + t,
-                                past_key_values=cache, use_cache=True).logits[:, -1]
+                                use_cache=True, **{past: cache}).logits[:, -1]
         return c
 
     def _all_done(self, done):
