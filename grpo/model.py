@@ -88,22 +88,22 @@ class CompletionLogProbs(torch.nn.Module):
 
     A step's N completions come in groups of G per prompt. Three ways to run them, all giving the
     same log-probs:
-    - packed (pack=True, when the packed sequence is no longer than the hidden size): one sequence
-      per group, [q; o_1; ...; o_G], with an attention mask that lets each o_i see q and its own
-      earlier tokens only, and positions restarting after q. One forward of num_groups * |q| + N * |o|
-      tokens; its dense attention over the packed length then costs at most about a sixth of the
-      layers' matrix multiplies, and one forward replaces the two below (per-call overhead is most
-      of a small model's step on a CPU).
+    - packed (when the packed sequence is at most pack_len tokens): one sequence per group,
+      [q; o_1; ...; o_G], with an attention mask that lets each o_i see q and its own earlier
+      tokens only, and positions restarting after q. One forward of num_groups * |q| + N * |o|
+      tokens instead of the two below (per-call overhead is most of a small model's step on a
+      CPU). The trainer sets pack_len to the hidden size: the dense attention over the packed
+      length then costs at most about a sixth of the layers' matrix multiplies.
     - two-pass (shared_prompt=True): each prompt once, then its G completions attending to the
       cached prompt keys/values (repeated G times; the repeat's backward sums the G gradients). Same
       tokens, two forwards; needs the KV cache, which gradient checkpointing turns off.
     - plain: one pass over [q; o] for each of the N completions.
     """
 
-    def __init__(self, model, temperature=1.0, chunk=256, shared_prompt=True, pack=False):
+    def __init__(self, model, temperature=1.0, chunk=256, shared_prompt=True, pack_len=0):
         super().__init__()
         self.model, self.temperature, self.chunk = model, temperature, chunk
-        self.shared_prompt, self.pack = shared_prompt, pack
+        self.shared_prompt, self.pack_len = shared_prompt, pack_len
 
     def hidden(self, **kw):
         out = self.model(**kw, output_hidden_states=True, logits_to_keep=1)
@@ -112,8 +112,7 @@ class CompletionLogProbs(torch.nn.Module):
     def forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
         (B, P), (N, W) = prompt_ids.shape, completion_ids.shape
         G = N // B
-        head = self.model.get_output_embeddings()
-        if G > 1 and self.pack and P + G * (W - 1) <= head.weight.shape[1]:
+        if G > 1 and P + G * (W - 1) <= self.pack_len:
             h = self._packed(prompt_ids, prompt_mask, completion_ids, G)
         elif G > 1 and self.shared_prompt:
             h_q, cache = self.hidden(input_ids=prompt_ids, attention_mask=prompt_mask,
@@ -130,7 +129,7 @@ class CompletionLogProbs(torch.nn.Module):
             h_all, _ = self.hidden(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
                                    use_cache=False)
             h = h_all[:, P - 1:-1]
-        return _token_logp(head, h, completion_ids, self.temperature, self.chunk)
+        return _token_logp(self.model.get_output_embeddings(), h, completion_ids, self.temperature, self.chunk)
 
     def _packed(self, prompt_ids, prompt_mask, completion_ids, G):
         """Hidden states for the completions of each group packed as [q; o_1[:-1]; ...; o_G[:-1]]."""
@@ -159,7 +158,7 @@ def packing_works(model, tok):
     try:
         with torch.no_grad():
             a = CompletionLogProbs(model, shared_prompt=False)(p, pm, c, cm)[0]
-            b = CompletionLogProbs(model, pack=True)._packed(p, pm, c, 2)
+            b = CompletionLogProbs(model)._packed(p, pm, c, 2)
             b = _token_logp(model.get_output_embeddings(), b, c, 1.0, 256)[0]
     except Exception:  # noqa: BLE001 - any failure means: do not pack
         return False

@@ -264,6 +264,15 @@ def latest_checkpoint(out_dir):
 
 # ---------------------------------------------------------------- the loop
 
+def pack_length(cfg, model, tok):
+    """CompletionLogProbs' pack_len: the hidden size, if this model packs correctly (packing_works).
+    Under FSDP every forward is a collective, so all ranks must take the same path in every step:
+    there groups are packed always (the longest possible one fits) or never."""
+    hidden = model.get_output_embeddings().weight.shape[1]
+    longest = cfg.max_prompt_len + cfg.group_size * (cfg.max_new_tokens - 1)
+    return hidden if cfg.shared_prompt and (longest <= hidden or not cfg.fsdp) and packing_works(model, tok) else 0
+
+
 def lr_lambda(cfg):
     def f(step):
         if step < cfg.warmup_steps:
@@ -319,7 +328,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     else:
         model, tok = load_policy(ckpt or cfg.model, at, None, cfg.gradient_checkpointing)
     check_logprobs(model, tok)
-    pack = cfg.shared_prompt and packing_works(model, tok)
+    pack_len = pack_length(cfg, model, tok)
     bf16 = cfg.bf16 in (True, "true") or (cfg.bf16 == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     ref = None
@@ -333,7 +342,7 @@ def train(config: Config, reward_funcs, rows=None, eval_rows=None):
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     logp_of = CompletionLogProbs(model, cfg.temperature, cfg.logprob_chunk,
-                                 cfg.shared_prompt and not cfg.gradient_checkpointing, pack)
+                                 cfg.shared_prompt and not cfg.gradient_checkpointing, pack_len)
     if world > 1 and not cfg.fsdp:
         logp_of = torch.nn.parallel.DistributedDataParallel(logp_of, device_ids=[device.index] if device.type == "cuda" else None)
     gen = make_generator(cfg, model, tok, rank, bf16)
@@ -417,7 +426,7 @@ def train_step(cfg, b, logp_of, model, ref, opt, sched, autocast, world):
         inner = getattr(logp_of, "module", logp_of)
         ctx = ref.disable_adapter() if ref is model else contextlib.nullcontext()
         with ctx:
-            ref_lp = logps(CompletionLogProbs(ref, inner.temperature, inner.chunk, inner.shared_prompt, inner.pack),
+            ref_lp = logps(CompletionLogProbs(ref, inner.temperature, inner.chunk, inner.shared_prompt, inner.pack_len),
                             False)
     tm = mask.float() / max(n_toks, 1.0)  # token mean over the step, for the metrics
     sums = torch.zeros(4, dtype=torch.float64)  # loss, then token means of clipped, kl, entropy

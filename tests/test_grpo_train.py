@@ -12,7 +12,7 @@ from grpo import train
 from grpo.model import (CachedSampler, CompletionLogProbs, HFGenerator, _filter, completion_mask, load_policy,
                         packing_works)
 from grpo.tiny import save_tiny
-from grpo.trainer import collate, rollout, Prompts, train_step
+from grpo.trainer import collate, pack_length, rollout, Prompts, train_step
 
 from _grpo_util import exact, metric_steps, small_config, toy_rows
 
@@ -57,7 +57,7 @@ def wide(tmp_path_factory):
 
 
 PATHS = {"plain": dict(shared_prompt=False), "two_pass": dict(shared_prompt=True),
-         "packed": dict(shared_prompt=False, pack=True)}
+         "packed": dict(shared_prompt=False, pack_len=10**9)}
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -89,13 +89,19 @@ def test_chunked_logprobs_equal_a_full_forward(tiny, wide, which, path, attn):
 def test_packing_is_checked_and_bounded_by_the_hidden_size(tiny, monkeypatch):
     model, tok = load_policy(str(tiny))
     assert packing_works(model, tok)
+    cfg = lambda **kw: small_config(tiny, "unused", **kw).resolved()  # G = 4, max_prompt_len 8
+    assert pack_length(cfg(max_new_tokens=4), model, tok) == 128  # the hidden size
+    assert pack_length(cfg(max_new_tokens=40), model, tok) == 128  # packed when a batch fits
+    assert pack_length(cfg(max_new_tokens=4, fsdp=True), model, tok) == 128  # 8 + 4 * 3 <= 128
+    assert pack_length(cfg(max_new_tokens=40, fsdp=True), model, tok) == 0  # 8 + 4 * 39 > 128: never
+    assert pack_length(cfg(max_new_tokens=4, shared_prompt=False), model, tok) == 0
     p, pm, c, m = _batch(tok, model)
     calls = []
     monkeypatch.setattr(CompletionLogProbs, "_packed", lambda self, *a: calls.append(a) or 1 / 0)
     with pytest.raises(ZeroDivisionError):  # 4 groups of [q; 3 x 5 tokens] = 22 <= 128: packed
-        CompletionLogProbs(model, pack=True)(p, pm, c, m)
-    long_c = torch.cat([c] * 10, 1)  # 3 x 59 completion tokens after q: longer than the hidden size
-    lp, _ = CompletionLogProbs(model, pack=True)(p, pm, long_c, torch.ones_like(long_c))
+        CompletionLogProbs(model, pack_len=128)(p, pm, c, m)
+    long_c = torch.cat([c] * 10, 1)  # 3 x 59 completion tokens after q: longer than 128
+    lp, _ = CompletionLogProbs(model, pack_len=128)(p, pm, long_c, torch.ones_like(long_c))
     assert len(calls) == 1 and lp.shape == long_c.shape
     from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -206,7 +212,7 @@ def test_a_bf16_autocast_step_follows_the_fp32_step(tiny, wide, which, pack):
         m, _ = load_policy(path)
         opt = torch.optim.SGD(m.parameters(), lr=1.0)
         before = [p.detach().clone() for p in m.parameters()]
-        out = train_step(cfg, b, CompletionLogProbs(m, chunk=2, pack=pack), m, None, opt,
+        out = train_step(cfg, b, CompletionLogProbs(m, chunk=2, pack_len=10**9 if pack else 0), m, None, opt,
                          torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), autocast, 1)
         return torch.cat([(q - p.detach()).reshape(-1) for q, p in zip(before, m.parameters())]), out
 
@@ -233,7 +239,7 @@ def test_gradient_checkpointing_gives_the_same_steps(tiny, tmp_path):
     model.train()
     assert model.is_gradient_checkpointing
     p, pm, c, m = _batch(tok, model)
-    lp, _ = CompletionLogProbs(model, temperature=0.7, pack=True)(p, pm, c, m)
+    lp, _ = CompletionLogProbs(model, temperature=0.7, pack_len=10**9)(p, pm, c, m)
     assert torch.allclose(lp * m, _reference_logp(model, p, pm, c, m, 3, 0.7) * m, atol=1e-5)
 
 
