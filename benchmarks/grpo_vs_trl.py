@@ -191,16 +191,16 @@ def parent(a):
             if a.sft_steps and a.size == "tiny":  # a cold-started model answers with numbers, as in a real run
                 sft(a.model, arithmetic(0)[0], 0, a.sft_steps)
         env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if a.device == "cpu" else {}))
+        shared = ["--model", a.model] + ["--vllm"] * a.vllm
+        for k in ("device", "steps", "warmup", "threads", "loss", "lr", "group_size", "batch_size",
+                  "max_new_tokens", "vllm_memory"):
+            shared += ["--" + k.replace("_", "-"), str(getattr(a, k))]
         runs = {"rlvr": [], "trl": []}
         for _ in range(a.rounds):  # rlvr, trl, rlvr, trl, ...: a slow spell of a shared CPU hits both
             for name in runs:  # each in a fresh process
                 if runs[name] and "error" in runs[name][-1]:
                     continue
-                argv = [sys.executable, os.path.abspath(__file__), "--run", name, "--model", a.model]
-                for k in ("device", "steps", "warmup", "threads", "loss", "lr", "group_size", "batch_size",
-                          "max_new_tokens", "vllm_memory"):
-                    argv += ["--" + k.replace("_", "-"), str(getattr(a, k))]
-                argv += ["--vllm"] if a.vllm else []
+                argv = [sys.executable, os.path.abspath(__file__), "--run", name] + shared
                 p = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
                 if p.returncode:  # reported, and the other trainer still runs
                     print(f"{name} child failed (exit {p.returncode}):\n{p.stderr[-4000:]}", file=sys.stderr)

@@ -104,6 +104,7 @@ class CompletionLogProbs(torch.nn.Module):
         super().__init__()
         self.model, self.temperature, self.chunk = model, temperature, chunk
         self.shared_prompt, self.pack_len = shared_prompt, pack_len
+        self.past = _cache_arg(model)  # the two-pass path hands the prompt's cache on under this name
 
     def hidden(self, **kw):
         out = self.model(**kw, output_hidden_states=True, logits_to_keep=1)
@@ -121,7 +122,7 @@ class CompletionLogProbs(torch.nn.Module):
             mask = torch.cat([prompt_mask.repeat_interleave(G, 0), completion_mask], 1)
             pos = _positions(mask)[:, P:-1]
             h_o, _ = self.hidden(input_ids=completion_ids[:, :-1], attention_mask=mask[:, :-1],
-                                 position_ids=pos, use_cache=True, **{_cache_arg(self.model): cache})
+                                 position_ids=pos, use_cache=True, **{self.past: cache})
             h = torch.cat([h_q[:, -1:].repeat_interleave(G, 0), h_o], 1)
         else:
             ids = torch.cat([prompt_ids.repeat_interleave(G, 0), completion_ids], 1)
